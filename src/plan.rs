@@ -1,0 +1,224 @@
+//! The resolved, validated scenario: typed domain values only. Everything
+//! downstream of `scenario::load` (target, load engine, Prometheus launcher,
+//! verification) reads this and never sees raw strings or untyped numbers.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Url;
+
+/// A whole scenario, ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    /// The scenario file this plan came from (for messages and reports).
+    pub source: PathBuf,
+    /// Seed of the per-request fault plan: same seed, same faulted requests.
+    pub seed: u64,
+    pub target: TargetPlan,
+    pub request: RequestTemplate,
+    pub prometheus: PrometheusPlan,
+    pub load: LoadPlan,
+    /// Non-empty, names unique, in execution order.
+    pub phases: Vec<PhasePlan>,
+    pub expects: Vec<Expectation>,
+    /// When true, an inconclusive expectation does not fail the gate.
+    pub allow_inconclusive: bool,
+}
+
+impl Plan {
+    /// Sum of all phase durations: the length of one pass of the load.
+    pub fn total_duration(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    pub fn phase_index(&self, name: &str) -> Option<usize> {
+        self.phases.iter().position(|p| p.name == name)
+    }
+}
+
+/// Where the traffic goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetPlan {
+    /// slocheck starts its own instrumented ML service on a free loopback port.
+    BuiltIn,
+    /// An already running service; `url` is its base URL (scheme, host, port).
+    External { url: Url },
+}
+
+/// What every request looks like.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub method: http::Method,
+    /// Path and query, starting with `/`, appended to the target's base URL.
+    pub path: String,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Bodies sent in order, cycling; empty means no body.
+    pub bodies: Vec<Bytes>,
+    /// Whole-request timeout (connect + response).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPlan {
+    pub mode: LoadMode,
+    /// Upper bound on requests in flight; in open mode a send that would
+    /// exceed it is counted as dropped (never silently skipped).
+    pub max_in_flight: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadMode {
+    /// Arrival rate: requests are sent on an absolute schedule whatever the
+    /// service does (coordinated-omission free).
+    Open,
+    /// Fixed concurrency: each worker sends its next request when the previous
+    /// one finished (plus think time).
+    Closed { concurrency: NonZeroU32, think_time: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhasePlan {
+    pub name: String,
+    pub duration: Duration,
+    /// Arrival rate in requests per second (open mode). In closed mode the
+    /// rate is not used and `concurrency` applies.
+    pub rate: Rate,
+    /// Closed mode: workers for this phase (defaults to the load section's).
+    pub concurrency: Option<NonZeroU32>,
+    pub faults: FaultSpec,
+}
+
+/// Requests per second as a function of time since the phase start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    Constant(f64),
+    /// Linear from `from` at the phase start to `to` at its end. Both ≥ 0 and
+    /// not both 0.
+    Ramp { from: f64, to: f64 },
+}
+
+impl Rate {
+    /// Expected number of sends in a phase of `duration` (the integral).
+    pub fn expected_count(&self, duration: Duration) -> f64 {
+        let secs = duration.as_secs_f64();
+        match *self {
+            Rate::Constant(r) => r * secs,
+            Rate::Ramp { from, to } => (from + to) / 2.0 * secs,
+        }
+    }
+}
+
+/// Faults the load generator asks the target to inject, per request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSpec {
+    pub error: Option<ErrorFault>,
+    pub latency: Option<LatencyFault>,
+}
+
+impl FaultSpec {
+    pub fn is_empty(&self) -> bool {
+        self.error.is_none() && self.latency.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorFault {
+    /// Fraction of requests in [0, 1] answered with `status`.
+    pub ratio: f64,
+    /// An HTTP status code 100..=599.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyFault {
+    /// Fraction of requests in [0, 1] delayed.
+    pub ratio: f64,
+    pub delay: DelayDist,
+}
+
+/// Distribution of an injected delay. Sampled by whoever injects it (the load
+/// generator per request, or the target's admin fault config).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DelayDist {
+    Fixed(Duration),
+    Uniform { min: Duration, max: Duration },
+    /// Exponential with the given mean (a long tail), capped at `max`.
+    Exponential { mean: Duration, max: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusPlan {
+    /// None: slocheck starts a managed Prometheus.
+    pub url: Option<Url>,
+    pub scrape_interval: Duration,
+    pub evaluation_interval: Duration,
+    /// Absolute paths of the rule files as the user deploys them.
+    pub rule_files: Vec<PathBuf>,
+    /// Every range, `for` and `keep_firing_for` in the rules is divided by
+    /// this (≥ 1) in the copies a managed Prometheus loads.
+    pub time_scale: f64,
+    /// Scrape job name used for the target (and in `up{job=…}` checks).
+    pub job: String,
+    /// After the last phase, how long to keep Prometheus running so the last
+    /// phase's samples are scraped and evaluated before verification.
+    pub settle: Duration,
+}
+
+/// One check of the scenario. Windows are phase names, resolved by `verify`
+/// against the run's recorded phase timestamps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// Stable id for reports: `expect[3]` or the user's `name`.
+    pub id: String,
+    pub kind: ExpectKind,
+    /// Treat an inconclusive result as pass for this expectation.
+    pub allow_inconclusive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExpectKind {
+    /// A latency quantile from the Prometheus histogram over a phase.
+    LatencyQuantile { quantile: f64, phase: String, bound: Bound<Duration> },
+    /// The 5xx ratio over a phase.
+    ErrorRatio { phase: String, bound: Bound<f64> },
+    /// The lifecycle of a named alert over the run.
+    Alert(AlertExpectation),
+    /// Any PromQL expression, aggregated over a phase and compared.
+    PromQl { expr: String, phase: String, aggregate: Aggregate, bound: Bound<f64> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound<T> {
+    Below(T),
+    Above(T),
+    Near { value: T, tolerance: T },
+    Between { min: T, max: T },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertExpectation {
+    pub alert: String,
+    /// Phases in which the alert must be neither pending nor firing.
+    pub silent_during: Vec<String>,
+    /// Phase in which the alert must reach firing, within `fire_within`
+    /// of the phase start (None: derived from the rule).
+    pub fires_during: Option<String>,
+    pub fire_within: Option<Duration>,
+    /// Phase in which the firing alert must resolve, within `resolve_within`
+    /// of that phase's start (None: derived from the rule).
+    pub resolves_during: Option<String>,
+    pub resolve_within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The value at the phase end.
+    Last,
+    Min,
+    Max,
+    Avg,
+}

@@ -1,0 +1,119 @@
+//! What a load run measured: the client-side ground truth that Prometheus's
+//! numbers are held against. Produced by `load::engine`, read by `verify` and
+//! `report`. Histograms are kept whole (not just percentiles) so reports can
+//! ask for any quantile after the run.
+
+use std::time::SystemTime;
+
+use hdrhistogram::Histogram;
+
+/// Latency histograms record microseconds, 1 µs – 60 s, 3 significant digits.
+pub const HIST_LOW_US: u64 = 1;
+pub const HIST_HIGH_US: u64 = 60_000_000;
+pub const HIST_SIGFIG: u8 = 3;
+
+/// A fresh latency histogram with the crate-wide bounds. Values above the
+/// high bound are clamped by the recorder (`saturating_record`).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// The whole run: phases in execution order (with `--loop`, one pass).
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    pub phases: Vec<PhaseRecord>,
+    /// True when the run was cut short (Ctrl-C, a fatal error).
+    pub aborted: bool,
+}
+
+/// Counters and histograms of one phase, merged over all workers.
+#[derive(Debug, Clone)]
+pub struct PhaseRecord {
+    pub name: String,
+    /// Wall-clock start and end of the phase (UTC); verification queries
+    /// Prometheus over exactly this window.
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// Requests the schedule asked for (open mode); sends attempted (closed).
+    pub scheduled: u64,
+    /// Requests actually sent.
+    pub sent: u64,
+    /// Open mode: scheduled sends not made because `max_in_flight` was
+    /// reached. Always reported.
+    pub dropped: u64,
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    pub status_classes: [u64; 5],
+    /// Exact count per status code seen (sorted by code).
+    pub statuses: Vec<(u16, u64)>,
+    /// Connect / IO errors (no HTTP response).
+    pub connection_errors: u64,
+    /// Requests that hit the request timeout.
+    pub timeouts: u64,
+    /// Ground truth: requests the fault plan asked to fail (status fault).
+    pub injected_errors: u64,
+    /// Ground truth: requests the fault plan asked to delay.
+    pub injected_delays: u64,
+    /// Latency from the intended send time (coordinated-omission corrected),
+    /// µs. In closed mode intended = actual send.
+    pub latency_corrected: Histogram<u64>,
+    /// Latency from the actual send (service time), µs.
+    pub latency_service: Histogram<u64>,
+    /// Per-second series over the phase (index = whole seconds since start).
+    pub per_second: Vec<SecondStats>,
+}
+
+impl PhaseRecord {
+    /// Responses received (any status).
+    pub fn responses(&self) -> u64 {
+        self.status_classes.iter().sum()
+    }
+
+    pub fn server_errors(&self) -> u64 {
+        self.status_classes[4]
+    }
+
+    /// Ratio of requests the fault plan asked to fail, over requests sent.
+    pub fn injected_error_ratio(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.injected_errors as f64 / self.sent as f64)
+    }
+
+    /// Observed 5xx ratio over responses received.
+    pub fn observed_error_ratio(&self) -> Option<f64> {
+        let n = self.responses();
+        (n > 0).then(|| self.server_errors() as f64 / n as f64)
+    }
+
+    pub fn duration_secs(&self) -> f64 {
+        self.end
+            .duration_since(self.start)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+
+    /// Achieved send rate over the phase.
+    pub fn achieved_rps(&self) -> f64 {
+        let s = self.duration_secs();
+        if s > 0.0 { self.sent as f64 / s } else { 0.0 }
+    }
+
+    /// Client-side quantile (corrected) in seconds, None without samples.
+    pub fn latency_quantile_secs(&self, q: f64) -> Option<f64> {
+        (self.latency_corrected.len() > 0)
+            .then(|| self.latency_corrected.value_at_quantile(q) as f64 / 1e6)
+    }
+}
+
+/// Counts of one wall-clock second of a phase, for charts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondStats {
+    pub sent: u64,
+    pub ok: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub failed: u64,
+    /// Corrected P90 of the responses completed in this second, µs (0 if none).
+    pub p90_us: u64,
+}
