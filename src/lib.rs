@@ -2,12 +2,21 @@
 //! service, lets a real Prometheus scrape it and evaluate the real rules, and
 //! verifies latency, error-ratio and alert-lifecycle expectations.
 //!
-//! The binary is a thin shell over this library (`cli::run`).
+//! The binary is a thin shell over this library (`cli::main`).
 
+pub mod cli;
+pub mod error;
 pub mod exit;
 pub mod load;
+pub mod loadcmd;
 pub mod plan;
+pub mod progress;
 pub mod prom;
 pub mod record;
+pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod signals;
 pub mod target;
+pub mod timeutil;
+pub mod verify;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The README's test command: installs the real components the tests use,
+# then formatting, lints, rule unit tests and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== promtool check/test rules"
+ci/check-rules.sh
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+# Fast tests in parallel first; then the whole-scenario tests (named slow_*)
+# one at a time, so two cores are not fought over and timings stay honest.
+echo "== tests (parallel)"
+cargo nextest run --locked --profile ci -E 'not test(/(^|::)slow_/)'
+echo "== tests (serial: real Prometheus, whole scenarios)"
+cargo nextest run --locked --profile ci -E 'test(/(^|::)slow_/)' --test-threads 1

@@ -1,0 +1,171 @@
+//! Command-line types and dispatch. Parsing only: each command's work lives
+//! in its own module.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::progress::ProgressMode;
+use crate::{exit, loadcmd, run, signals, target};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slocheck",
+    version,
+    about = "Drive phased traffic with injected faults at a service and prove on a real Prometheus that its SLOs and alerts behave",
+    long_about = "slocheck starts (or uses) an instrumented service, drives phased traffic at it \
+(baseline → injected latency / 5xx faults → recovery), lets a real Prometheus scrape it and evaluate \
+the real recording and alerting rules, then checks P90 latency, the 5xx ratio and the alert lifecycle \
+against the scenario's expectations.",
+    after_help = "Exit codes: 0 all expectations passed, 1 an expectation failed or was inconclusive, \
+2 invalid scenario/rules/arguments, 3 environment failure (Prometheus, target, ports), \
+130 interrupted (143 on SIGTERM)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario end to end and verify its expectations (the CI gate).
+    Run(RunArgs),
+    /// Drive a scenario's traffic only, no verification (e.g. for a Grafana demo).
+    Load(LoadArgs),
+    /// Validate a scenario and its rules and print the plan, without sending traffic.
+    Check(CheckArgs),
+    /// Serve the built-in instrumented ML service.
+    Target(target::TargetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Send traffic to this service instead of the built-in one.
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<Url>,
+    /// Seed of the fault plan (overrides the scenario's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    /// Use this Prometheus instead of starting one (it must already scrape the target and load the rules).
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<Url>,
+    /// The Prometheus binary for managed mode (default: `prometheus` on PATH).
+    #[arg(long, value_name = "PATH", env = "SLOCHECK_PROMETHEUS_BIN")]
+    pub prometheus_bin: Option<PathBuf>,
+    /// Keep the run directory (Prometheus config, scaled rules, log, TSDB).
+    #[arg(long)]
+    pub keep_run_dir: bool,
+    /// Write the machine-readable result to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    /// Repeat the phase list until interrupted.
+    #[arg(long = "loop")]
+    pub repeat: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+}
+
+fn progress_mode(quiet: bool) -> ProgressMode {
+    if quiet {
+        ProgressMode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        ProgressMode::Tty
+    } else {
+        ProgressMode::Plain
+    }
+}
+
+/// Parses arguments, runs the command, and returns the documented exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::INVALID } else { exit::PASS };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("slocheck: error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ENVIRONMENT);
+        }
+    };
+    let code = rt.block_on(dispatch(cli.command));
+    // Blocking tasks (child reaping, file IO) must not hold the exit hostage.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    ExitCode::from(code)
+}
+
+async fn dispatch(cmd: Command) -> u8 {
+    let cancel = CancellationToken::new();
+    let interrupt = match signals::install(cancel.clone()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("slocheck: error: cannot install signal handlers: {e}");
+            return exit::ENVIRONMENT;
+        }
+    };
+    let result: Result<u8, Error> = match cmd {
+        Command::Run(a) => {
+            let opts = run::RunOptions {
+                scenario: a.traffic.scenario,
+                prometheus_url: a.prometheus_url,
+                prometheus_bin: a.prometheus_bin,
+                target_url: a.traffic.target_url,
+                seed: a.traffic.seed,
+                keep_run_dir: a.keep_run_dir,
+                json: a.json,
+                progress: progress_mode(a.traffic.quiet),
+            };
+            return run::run(opts, cancel, interrupt).await;
+        }
+        Command::Load(a) => {
+            let opts = loadcmd::LoadOptions {
+                scenario: a.traffic.scenario,
+                target_url: a.traffic.target_url,
+                seed: a.traffic.seed,
+                repeat: a.repeat,
+                progress: progress_mode(a.traffic.quiet),
+            };
+            loadcmd::load(opts, &cancel, &interrupt).await
+        }
+        Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
+        Command::Target(a) => target::serve_until_signal(a.into_config()).await.map(|()| exit::PASS).map_err(Error::from),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Error::Interrupted(code)) => code,
+        Err(e) => {
+            eprintln!("slocheck: error: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `slocheck load` (traffic only, optionally looping for demos) and
+//! `slocheck check` (validate and print the plan, no traffic).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::load::{self, LiveStats};
+use crate::plan::ExpectKind;
+use crate::progress::{self, ProgressMode};
+use crate::run::{Env, apply_overrides, rules};
+use crate::signals::Interrupt;
+use crate::timeutil::human;
+use crate::verify::alert::{RuleTiming, fire_bound, resolve_bound};
+use crate::{exit, scenario};
+
+pub struct LoadOptions {
+    pub scenario: PathBuf,
+    pub target_url: Option<Url>,
+    pub seed: Option<u64>,
+    pub repeat: bool,
+    pub progress: ProgressMode,
+}
+
+pub async fn load(opts: LoadOptions, cancel: &CancellationToken, interrupt: &Interrupt) -> Result<u8, Error> {
+    let mut loaded = scenario::load(&opts.scenario)?;
+    apply_overrides(&mut loaded.plan, opts.target_url.as_ref(), None, opts.seed);
+    let plan = loaded.plan;
+    let mut env = Env::default();
+    let result = async {
+        let url = env.start_target(&plan).await?;
+        if env.target.is_some() {
+            eprintln!("slocheck: built-in target serving at {url} (metrics at {url}metrics)");
+        }
+        let mut pass = 0u64;
+        loop {
+            pass += 1;
+            let live = Arc::new(LiveStats::default());
+            let pcancel = cancel.child_token();
+            let progress = progress::spawn(&plan, live.clone(), opts.progress, pcancel.clone());
+            let record = load::run(&plan, &url, live, cancel.clone()).await;
+            pcancel.cancel();
+            let _ = progress.await;
+            let record = record?;
+            if opts.repeat {
+                println!("pass {pass}:");
+            }
+            println!("{}", load::phase_summary_table(&record));
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted(interrupt.exit_code()));
+            }
+            if !opts.repeat {
+                return Ok(exit::PASS);
+            }
+        }
+    }
+    .await;
+    env.shutdown().await;
+    result
+}
+
+/// Validates the scenario and its rules, then prints the timeline and the
+/// alert bounds that verification would apply.
+pub fn check(path: &Path) -> Result<(), Error> {
+    let loaded = scenario::load(path)?;
+    let files = rules::load_and_check(&loaded)?;
+    let plan = &loaded.plan;
+    if plan.prometheus.url.is_none() {
+        rules::check_time_scale(plan, &files)?;
+    }
+    print!("{}", scenario::timeline(plan));
+    let scale = if plan.prometheus.url.is_none() { plan.prometheus.time_scale } else { 1.0 };
+    let timings = rules::timings(&files);
+    let pp = &plan.prometheus;
+    for e in &plan.expects {
+        let ExpectKind::Alert(a) = &e.kind else { continue };
+        let Some(t) = timings.get(&a.alert) else { continue };
+        let t = RuleTiming {
+            window: t.window.map(|w| w.div_f64(scale)),
+            for_: t.for_.div_f64(scale),
+            keep_firing_for: t.keep_firing_for.div_f64(scale),
+            ..*t
+        };
+        let injected = a
+            .fires_during
+            .as_ref()
+            .and_then(|n| plan.phases.iter().find(|p| &p.name == n))
+            .and_then(|p| p.faults.error.map(|f| f.ratio));
+        let mut parts = Vec::new();
+        if let Some(p) = &a.fires_during {
+            let b = a.fire_within.unwrap_or_else(|| fire_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval));
+            parts.push(format!("must fire within {} of \"{p}\" starting", human(b)));
+            warn_if_longer(plan, p, b, "fire");
+        }
+        if let Some(p) = &a.resolves_during {
+            let b = a
+                .resolve_within
+                .unwrap_or_else(|| resolve_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval));
+            parts.push(format!("must resolve within {} of \"{p}\" starting", human(b)));
+            warn_if_longer(plan, p, b, "resolve");
+        }
+        if !parts.is_empty() {
+            println!("{} {}: {}", e.id, a.alert, parts.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn warn_if_longer(plan: &crate::plan::Plan, phase: &str, bound: std::time::Duration, what: &str) {
+    if let Some(p) = plan.phases.iter().find(|p| p.name == phase)
+        && p.duration < bound
+    {
+        println!(
+            "warning: phase \"{phase}\" lasts {} but the alert may need up to {} to {what}; lengthen the phase",
+            human(p.duration),
+            human(bound)
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! Reports of a run. `Report` is the one machine-readable model (versioned,
+//! serialised as `report.json`); every renderer is a function
+//! `(&Report, impl Write)`.
+
+pub mod json;
+pub mod terminal;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::plan::{LoadMode, Plan};
+use crate::record::{PhaseRecord, SecondStats};
+use crate::run::Session;
+use crate::timeutil::{rfc3339, unix_ms};
+use crate::verify::outcome::{AlertTimeline, ExpectationResult, PhaseAgreement, Verdict};
+
+/// Bumped on any incompatible change of the JSON layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every expectation passed.
+    Passed,
+    /// Verification ran; at least one expectation failed or was inconclusive.
+    Failed,
+    /// Interrupted by a signal; what ran is reported.
+    Aborted,
+    /// The tool or its environment failed (exit 2 or 3).
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub status: RunStatus,
+    pub exit_code: u8,
+    pub error: Option<String>,
+    pub scenario: ScenarioInfo,
+    pub prometheus: PrometheusInfo,
+    pub rules: Vec<ScaledRules>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub phases: Vec<PhaseReport>,
+    pub expectations: Vec<ExpectationResult>,
+    pub alerts: Vec<AlertTimeline>,
+    pub agreement: Vec<PhaseAgreement>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub path: String,
+    pub seed: u64,
+    pub mode: &'static str,
+    pub time_scale: f64,
+    pub scrape_interval_ms: u64,
+    pub evaluation_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrometheusInfo {
+    pub managed: bool,
+    pub url: Option<String>,
+    pub version: Option<String>,
+}
+
+/// A rule file as deployed and what time scaling changed in its copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaledRules {
+    pub file: String,
+    pub changes: Vec<RuleChange>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleChange {
+    pub group: String,
+    pub rule: String,
+    pub field: String,
+    pub original: String,
+    pub scaled: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub start: String,
+    pub end: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub duration_seconds: f64,
+    pub scheduled: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub achieved_rps: f64,
+    pub status_classes: BTreeMap<String, u64>,
+    pub statuses: BTreeMap<String, u64>,
+    pub connection_errors: u64,
+    pub timeouts: u64,
+    pub injected_errors: u64,
+    pub injected_delays: u64,
+    pub injected_error_ratio: Option<f64>,
+    pub observed_error_ratio: Option<f64>,
+    /// From the intended send time (coordinated-omission corrected).
+    pub latency_corrected: LatencyStats,
+    /// From the actual send.
+    pub latency_service: LatencyStats,
+    pub per_second: Vec<SecondStats>,
+}
+
+/// Latency percentiles in seconds (None without samples).
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub inconclusive: usize,
+}
+
+impl LatencyStats {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> LatencyStats {
+        let n = h.len();
+        let q = |q: f64| (n > 0).then(|| h.value_at_quantile(q) as f64 / 1e6);
+        LatencyStats {
+            count: n,
+            mean: (n > 0).then(|| h.mean() / 1e6),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: (n > 0).then(|| h.max() as f64 / 1e6),
+        }
+    }
+}
+
+impl PhaseReport {
+    pub fn of(p: &PhaseRecord) -> PhaseReport {
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+        PhaseReport {
+            name: p.name.clone(),
+            start: rfc3339(p.start),
+            end: rfc3339(p.end),
+            start_ms: unix_ms(p.start),
+            end_ms: unix_ms(p.end),
+            duration_seconds: p.duration_secs(),
+            scheduled: p.scheduled,
+            sent: p.sent,
+            dropped: p.dropped,
+            achieved_rps: p.achieved_rps(),
+            status_classes: classes.iter().zip(p.status_classes).map(|(k, v)| (k.to_string(), v)).collect(),
+            statuses: p.statuses.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            connection_errors: p.connection_errors,
+            timeouts: p.timeouts,
+            injected_errors: p.injected_errors,
+            injected_delays: p.injected_delays,
+            injected_error_ratio: p.injected_error_ratio(),
+            observed_error_ratio: p.observed_error_ratio(),
+            latency_corrected: LatencyStats::of(&p.latency_corrected),
+            latency_service: LatencyStats::of(&p.latency_service),
+            per_second: p.per_second.clone(),
+        }
+    }
+}
+
+impl Report {
+    pub fn new(plan: &Plan, s: &Session, status: RunStatus, exit_code: u8, error: Option<String>) -> Report {
+        let pp = &plan.prometheus;
+        let (results, alerts, agreement) = match &s.outcome {
+            Some(o) => (o.results.clone(), o.alerts.clone(), o.agreement.clone()),
+            None => Default::default(),
+        };
+        let count = |v| results.iter().filter(|r: &&ExpectationResult| r.verdict == v).count();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool { name: "slocheck", version: env!("CARGO_PKG_VERSION") },
+            status,
+            exit_code,
+            error,
+            scenario: ScenarioInfo {
+                name: plan.name.clone(),
+                path: plan.source.display().to_string(),
+                seed: plan.seed,
+                mode: match plan.load.mode {
+                    LoadMode::Open => "open",
+                    LoadMode::Closed { .. } => "closed",
+                },
+                time_scale: pp.time_scale,
+                scrape_interval_ms: pp.scrape_interval.as_millis() as u64,
+                evaluation_interval_ms: pp.evaluation_interval.as_millis() as u64,
+            },
+            prometheus: PrometheusInfo {
+                managed: pp.url.is_none(),
+                url: s.prometheus_url.as_ref().map(|u| u.to_string()),
+                version: s.prometheus_version.clone(),
+            },
+            rules: s
+                .scaled
+                .iter()
+                .map(|f| ScaledRules {
+                    file: f.original.display().to_string(),
+                    changes: f
+                        .changes
+                        .iter()
+                        .map(|c| RuleChange {
+                            group: c.group.clone(),
+                            rule: c.rule.clone(),
+                            field: c.field.to_string(),
+                            original: c.original.clone(),
+                            scaled: c.scaled.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            started_at: s.record.as_ref().map(|r| rfc3339(r.started_at)),
+            ended_at: s.record.as_ref().map(|r| rfc3339(r.ended_at)),
+            phases: s.record.as_ref().map(|r| r.phases.iter().map(PhaseReport::of).collect()).unwrap_or_default(),
+            summary: Summary {
+                passed: count(Verdict::Pass),
+                failed: count(Verdict::Fail),
+                inconclusive: count(Verdict::Inconclusive),
+            },
+            expectations: results,
+            alerts,
+            agreement,
+        }
+    }
+}

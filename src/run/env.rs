@@ -1,0 +1,138 @@
+//! The live parts of a run: the target (built-in or external) and Prometheus
+//! (managed or external). Started in order, checked before any load, and
+//! always stopped in reverse order.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::plan::{Plan, TargetPlan};
+use crate::prom::client::PromClient;
+use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
+use crate::target::{TargetConfig, TargetHandle};
+
+/// How long to wait for Prometheus's first successful scrape of the target.
+const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+pub struct Env {
+    pub target: Option<TargetHandle>,
+    pub target_url: Option<Url>,
+    pub prometheus: Option<ManagedPrometheus>,
+    pub client: Option<PromClient>,
+    pub prometheus_version: Option<String>,
+}
+
+impl Env {
+    /// Starts the built-in target on a free loopback port, or checks that the
+    /// external one answers HTTP at all.
+    pub async fn start_target(&mut self, plan: &Plan) -> Result<Url, Error> {
+        let url = match &plan.target {
+            TargetPlan::BuiltIn => {
+                let cfg = TargetConfig {
+                    listen: ([127, 0, 0, 1], 0).into(),
+                    faults_enabled: true,
+                    admin_token: None,
+                    metrics_enabled: true,
+                    seed: plan.seed,
+                };
+                let handle = TargetHandle::start(cfg).await?;
+                let url = handle.base_url();
+                self.target = Some(handle);
+                url
+            }
+            TargetPlan::External { url } => {
+                check_reachable(url).await?;
+                url.clone()
+            }
+        };
+        self.target_url = Some(url.clone());
+        Ok(url)
+    }
+
+    /// Starts a managed Prometheus scraping `target`, waits until it is ready
+    /// and has scraped the target once.
+    pub async fn start_managed(
+        &mut self,
+        plan: &Plan,
+        bin: Option<PathBuf>,
+        run_dir: PathBuf,
+        rule_files: Vec<PathBuf>,
+        target: &Url,
+        cancel: &CancellationToken,
+    ) -> Result<PromClient, Error> {
+        let bin = launcher::find_binary(bin.as_deref())?;
+        let host = target.host_str().unwrap_or("127.0.0.1");
+        let port = target.port_or_known_default().unwrap_or(80);
+        let cfg = LaunchConfig {
+            bin,
+            run_dir,
+            scrape_interval: plan.prometheus.scrape_interval,
+            evaluation_interval: plan.prometheus.evaluation_interval,
+            job: plan.prometheus.job.clone(),
+            targets: vec![format!("{host}:{port}")],
+            metrics_path: "/metrics".to_string(),
+            rule_files,
+            alertmanagers: Vec::new(),
+        };
+        let prom = ManagedPrometheus::start(cfg, cancel).await?;
+        let client = prom.client();
+        self.prometheus = Some(prom);
+        self.prometheus_version = client.build_version().await.ok();
+        client.wait_target_up(&plan.prometheus.job, FIRST_SCRAPE_TIMEOUT, cancel).await?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Checks an external Prometheus: API answers, target up, rules loaded.
+    pub async fn use_external(&mut self, url: &Url, plan: &Plan, required_rules: &[String]) -> Result<PromClient, Error> {
+        let client = PromClient::new(url.clone(), QUERY_TIMEOUT)?;
+        crate::prom::preflight(&client, &plan.prometheus.job, required_rules).await?;
+        self.prometheus_version = client.build_version().await.ok();
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Errors when the managed Prometheus has exited.
+    pub fn check_alive(&mut self) -> Result<(), Error> {
+        match self.prometheus.as_mut() {
+            Some(p) => Ok(p.check_alive()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops everything that was started, Prometheus first (it scrapes the
+    /// target), and reaps it.
+    pub async fn shutdown(&mut self) {
+        if let Some(p) = self.prometheus.take()
+            && let Err(e) = p.stop().await
+        {
+            eprintln!("slocheck: warning: {e}");
+        }
+        if let Some(t) = self.target.take() {
+            t.shutdown().await;
+        }
+    }
+}
+
+/// Any HTTP answer proves the target is there; only a transport failure is
+/// "unreachable".
+async fn check_reachable(url: &Url) -> Result<(), Error> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| Error::Environment(format!("cannot build an HTTP client: {e}")))?;
+    match client.get(url.clone()).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+            Err(Error::Environment(format!(
+                "target {url} is unreachable: {cause} (hint: start the service, or omit target.url to use the built-in one)"
+            )))
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `slocheck run`: target up → Prometheus up → phases → settle → verify →
+//! report → exit code. Every exit path stops what was started and, once the
+//! scenario has loaded, writes the requested report.
+
+mod env;
+pub mod rules;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::exit;
+use crate::load::{self, LiveStats};
+use crate::plan::{ExpectKind, Plan, TargetPlan};
+use crate::progress::{self, ProgressMode};
+use crate::record::RunRecord;
+use crate::report::{self, Report, RunStatus};
+use crate::scenario;
+use crate::signals::Interrupt;
+use crate::verify::{self, outcome::Outcome};
+pub use env::Env;
+
+/// Command-line options of `slocheck run`, already resolved.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub prometheus_url: Option<Url>,
+    pub prometheus_bin: Option<PathBuf>,
+    pub target_url: Option<Url>,
+    pub seed: Option<u64>,
+    pub keep_run_dir: bool,
+    pub json: Option<PathBuf>,
+    pub progress: ProgressMode,
+}
+
+/// What a run produced, whatever happened: filled in as it goes so a failed
+/// or interrupted run still reports what it has.
+#[derive(Default)]
+pub struct Session {
+    pub plan: Option<Plan>,
+    pub record: Option<RunRecord>,
+    pub outcome: Option<Outcome>,
+    pub scaled: Vec<crate::prom::timescale::ScaledFile>,
+    pub prometheus_url: Option<Url>,
+    pub prometheus_version: Option<String>,
+    /// Removed after the children stopped (they write into it).
+    run_dir: Option<RunDirGuard>,
+}
+
+/// Applies command-line overrides to a loaded scenario.
+pub fn apply_overrides(plan: &mut Plan, target_url: Option<&Url>, prometheus_url: Option<&Url>, seed: Option<u64>) {
+    if let Some(u) = target_url {
+        plan.target = TargetPlan::External { url: u.clone() };
+    }
+    if let Some(u) = prometheus_url {
+        plan.prometheus.url = Some(u.clone());
+    }
+    if let Some(s) = seed {
+        plan.seed = s;
+    }
+}
+
+/// Runs the scenario and returns the exit code. Errors are printed here.
+pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interrupt) -> u8 {
+    let mut session = Session::default();
+    let mut env = Env::default();
+    let result = execute(&opts, &mut session, &mut env, &cancel, &interrupt).await;
+    env.shutdown().await;
+    session.prometheus_version = env.prometheus_version.take();
+    let kept_dir = session.run_dir.take().and_then(RunDirGuard::finish);
+
+    let (status, code) = match &result {
+        Ok(()) if session.outcome.as_ref().is_some_and(Outcome::passed) => (RunStatus::Passed, exit::PASS),
+        Ok(()) => (RunStatus::Failed, exit::FAIL),
+        Err(Error::Interrupted(c)) => (RunStatus::Aborted, *c),
+        Err(e) => (RunStatus::Error, e.exit_code()),
+    };
+    if let Some(plan) = &session.plan {
+        let rep = Report::new(plan, &session, status, code, result.as_ref().err().map(|e| e.to_string()));
+        if session.record.is_some() {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (e.g. `| head`) must not change the verdict.
+            let _ = report::terminal::write(&rep, &mut out, report::terminal::use_color());
+        }
+        if let Some(path) = &opts.json
+            && let Err(e) = report::json::write_file(&rep, path)
+        {
+            eprintln!("slocheck: error: {e}");
+        }
+    }
+    if let Err(e) = &result
+        && !matches!(e, Error::Interrupted(_))
+    {
+        eprintln!("slocheck: error: {e}");
+    }
+    if let Some(dir) = &kept_dir {
+        eprintln!("slocheck: run directory kept at {}", dir.display());
+    }
+    code
+}
+
+async fn execute(
+    opts: &RunOptions,
+    session: &mut Session,
+    env: &mut Env,
+    cancel: &CancellationToken,
+    interrupt: &Interrupt,
+) -> Result<(), Error> {
+    let mut loaded = scenario::load(&opts.scenario)?;
+    apply_overrides(&mut loaded.plan, opts.target_url.as_ref(), opts.prometheus_url.as_ref(), opts.seed);
+    let rule_files = rules::load_and_check(&loaded)?;
+    let plan = loaded.plan.clone();
+    session.plan = Some(plan.clone());
+    let managed = plan.prometheus.url.is_none();
+    if !managed && plan.prometheus.time_scale != 1.0 {
+        return Err(Error::Invalid(format!(
+            "{}: time_scale = {} needs a managed Prometheus; an external one evaluates its own rules unscaled (hint: remove prometheus.url / --prometheus-url, or set time_scale = 1)",
+            plan.source.display(),
+            plan.prometheus.time_scale
+        )));
+    }
+    rules::check_time_scale(&plan, &rule_files)?;
+
+    let run_dir = tempfile::Builder::new()
+        .prefix("slocheck-run-")
+        .tempdir()
+        .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
+    let guard = RunDirGuard { dir: Some(run_dir), keep: opts.keep_run_dir };
+    let dir = guard.path();
+    session.run_dir = Some(guard);
+
+    let interrupted = |interrupt: &Interrupt| Error::Interrupted(interrupt.exit_code());
+    let target_url = env.start_target(&plan).await?;
+    let (client, timings) = if managed {
+        let prepared = rules::prepare(&plan, rule_files, &dir.join("rules"))?;
+        session.scaled = prepared.scaled.clone();
+        let scaled_paths = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
+        let client = env
+            .start_managed(&plan, opts.prometheus_bin.clone(), dir.clone(), scaled_paths, &target_url, cancel)
+            .await;
+        if cancel.is_cancelled() {
+            return Err(interrupted(interrupt));
+        }
+        (client?, prepared.timings)
+    } else {
+        let url = plan.prometheus.url.clone().unwrap_or_else(|| unreachable!("external checked above"));
+        let required: Vec<String> = plan
+            .expects
+            .iter()
+            .filter_map(|e| match &e.kind {
+                ExpectKind::Alert(a) => Some(a.alert.clone()),
+                _ => None,
+            })
+            .collect();
+        let client = env.use_external(&url, &plan, &required).await?;
+        (client, rules::timings(&rule_files))
+    };
+    session.prometheus_url = Some(client.base_url().clone());
+    if cancel.is_cancelled() {
+        return Err(interrupted(interrupt));
+    }
+
+    // Load, watching that the managed Prometheus stays alive meanwhile.
+    let live = Arc::new(LiveStats::default());
+    let load_cancel = cancel.child_token();
+    let progress = progress::spawn(&plan, live.clone(), opts.progress, load_cancel.clone());
+    let task = {
+        let (plan, url, live, c) = (plan.clone(), target_url.clone(), live.clone(), load_cancel.clone());
+        tokio::spawn(async move { load::run(&plan, &url, live, c).await })
+    };
+    let record = watch_load(task, env, &load_cancel).await;
+    load_cancel.cancel();
+    let _ = progress.await;
+    let record = record?;
+    session.record = Some(record.clone());
+    if cancel.is_cancelled() {
+        return Err(interrupted(interrupt));
+    }
+
+    // Let the last phase's samples be scraped and its rules evaluated.
+    tokio::select! {
+        _ = tokio::time::sleep(plan.prometheus.settle) => {}
+        _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+    }
+    env.check_alive()?;
+    let until = SystemTime::now();
+    let inputs = verify::Inputs { plan: &plan, record: &record, rules: &timings, until };
+    let outcome = tokio::select! {
+        o = verify::verify(&client, &inputs) => o?,
+        _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+    };
+    session.outcome = Some(outcome);
+    Ok(())
+}
+
+/// Waits for the load task; fails fast when the managed Prometheus dies.
+async fn watch_load(
+    mut task: tokio::task::JoinHandle<Result<RunRecord, load::LoadError>>,
+    env: &mut Env,
+    cancel: &CancellationToken,
+) -> Result<RunRecord, Error> {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            r = &mut task => {
+                return match r {
+                    Ok(r) => Ok(r?),
+                    Err(e) => Err(Error::Environment(format!("the load engine stopped unexpectedly: {e}"))),
+                };
+            }
+            _ = tick.tick() => {
+                if let Err(e) = env.check_alive() {
+                    cancel.cancel();
+                    let _ = (&mut task).await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Removes the run directory on every exit path unless asked to keep it.
+struct RunDirGuard {
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl RunDirGuard {
+    fn path(&self) -> PathBuf {
+        self.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default()
+    }
+
+    /// Keeps or removes the directory now; returns the kept path.
+    fn finish(mut self) -> Option<PathBuf> {
+        let dir = self.dir.take()?;
+        if self.keep { Some(dir.keep()) } else { None }
+    }
+}
+
+impl Drop for RunDirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take()
+            && self.keep
+        {
+            let path = dir.keep();
+            eprintln!("slocheck: run directory kept at {}", path.display());
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The rule files a run uses: loaded and validated before anything starts,
+//! checked against the scenario's expectations (unknown alert → exit 2),
+//! time-scaled into the run directory, and reduced to the timings verification
+//! derives its bounds from.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::plan::{ExpectKind, Plan};
+use crate::prom::rules::{self, RuleFile};
+use crate::prom::{shape, timescale};
+use crate::scenario::Loaded;
+use crate::verify::alert::RuleTiming;
+
+/// Rules as deployed, plus what the managed Prometheus will load.
+pub struct PreparedRules {
+    pub files: Vec<RuleFile>,
+    /// Scaled copies (managed Prometheus) with what was changed.
+    pub scaled: Vec<timescale::ScaledFile>,
+    /// Alert name → timing after scaling.
+    pub timings: BTreeMap<String, RuleTiming>,
+}
+
+/// Loads every rule file and checks that each alert an expectation names
+/// exists in them.
+pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
+    let plan = &loaded.plan;
+    let files = plan
+        .prometheus
+        .rule_files
+        .iter()
+        .map(|p| rules::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let known: Vec<&str> = files.iter().flat_map(|f| f.alerts().map(|a| a.name.as_str())).collect();
+    for (i, e) in plan.expects.iter().enumerate() {
+        let ExpectKind::Alert(a) = &e.kind else { continue };
+        if known.contains(&a.alert.as_str()) {
+            continue;
+        }
+        let at = loaded.alert_location(i).unwrap_or_else(|| plan.source.display().to_string());
+        let hint = if known.is_empty() {
+            "the rule files define no alerts; add rule_files to [prometheus]".to_string()
+        } else {
+            format!("alerts in the rule files: {}", known.join(", "))
+        };
+        return Err(Error::Invalid(format!("{at}: {}.alert: unknown alert \"{}\" (hint: {hint})", e.id, a.alert)));
+    }
+    Ok(files)
+}
+
+/// Refuses a time scale that shrinks a rule's range below two scrape
+/// intervals: rate() over fewer than two samples is empty, so the alert could
+/// never fire and the run would fail for a reason that is not the rules'.
+pub fn check_time_scale(plan: &Plan, files: &[RuleFile]) -> Result<(), Error> {
+    let scale = plan.prometheus.time_scale;
+    let floor = 2 * plan.prometheus.scrape_interval;
+    for f in files {
+        if let Some(min) = timescale::min_range(f) {
+            let scaled = min.div_f64(scale);
+            if scaled < floor {
+                return Err(Error::Invalid(format!(
+                    "{}: time_scale = {scale} turns the range [{}] in {} into {}, shorter than two scrape intervals ({}) (hint: lower time_scale or the scrape_interval)",
+                    plan.source.display(),
+                    humantime::format_duration(min),
+                    f.path.display(),
+                    crate::timeutil::human(scaled),
+                    crate::timeutil::human(floor),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the scaled copies into `dir` and checks them with promtool when it
+/// is installed.
+pub fn prepare(plan: &Plan, files: Vec<RuleFile>, dir: &Path) -> Result<PreparedRules, Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    let scaled = timescale::write_scaled(&plan.prometheus.rule_files, plan.prometheus.time_scale, dir)?;
+    let paths: Vec<_> = scaled.iter().map(|s| s.scaled.clone()).collect();
+    if let Some(Err(msg)) = rules::promtool_check(&paths) {
+        return Err(Error::Invalid(format!(
+            "the time-scaled rules do not pass promtool check rules: {msg} (hint: run with --keep-run-dir and inspect the copies)"
+        )));
+    }
+    let mut timings = BTreeMap::new();
+    for s in &scaled {
+        let file = rules::load(&s.scaled)?;
+        for a in file.alerts() {
+            timings.insert(a.name.clone(), timing(&a.expr, a.for_, a.keep_firing_for));
+        }
+    }
+    Ok(PreparedRules { files, scaled, timings })
+}
+
+/// Timings of rules loaded elsewhere (external Prometheus: unscaled).
+pub fn timings(files: &[RuleFile]) -> BTreeMap<String, RuleTiming> {
+    files
+        .iter()
+        .flat_map(|f| f.alerts())
+        .map(|a| (a.name.clone(), timing(&a.expr, a.for_, a.keep_firing_for)))
+        .collect()
+}
+
+fn timing(expr: &str, for_: Duration, keep_firing_for: Duration) -> RuleTiming {
+    let s = shape::alert_shape(expr);
+    RuleTiming { window: s.window, threshold: s.threshold, for_, keep_firing_for }
+}

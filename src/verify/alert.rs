@@ -1,0 +1,360 @@
+//! Alert lifecycle: rebuilding pending/firing stretches from the `ALERTS`
+//! series, deriving how soon an alert *should* fire and resolve from its own
+//! rule, and judging a lifecycle expectation. Pure: times are unix ms.
+
+use std::time::Duration;
+
+use super::outcome::{AlertSpan, AlertState, Verdict};
+use crate::plan::AlertExpectation;
+
+/// One phase's wall-clock window, and whether the target was scraped in it
+/// (without scrapes, "the alert did not fire" proves nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseWindow {
+    pub name: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub scraped: bool,
+    /// Ratio of requests the fault plan failed in this phase.
+    pub injected_error_ratio: Option<f64>,
+}
+
+/// Rebuilds contiguous state stretches from the sample times of the
+/// `pending` and `firing` series on a range query's grid. A state ends at the
+/// first grid point where it is no longer seen.
+pub fn spans(pending: &[u64], firing: &[u64], grid_start: u64, grid_end: u64, step_ms: u64) -> Vec<AlertSpan> {
+    let step = step_ms.max(1);
+    let mut out: Vec<AlertSpan> = Vec::new();
+    let mut current: Option<(AlertState, u64)> = None;
+    let mut t = grid_start;
+    // Series points sit on the grid; look them up with a tolerance of half a
+    // step in case the grid and the points were rounded differently.
+    let seen = |pts: &[u64], t: u64| pts.iter().any(|&p| p.abs_diff(t) * 2 < step);
+    while t <= grid_end {
+        let state = if seen(firing, t) {
+            Some(AlertState::Firing)
+        } else if seen(pending, t) {
+            Some(AlertState::Pending)
+        } else {
+            None
+        };
+        match (current, state) {
+            (Some((s, _)), Some(n)) if s == n => {}
+            (prev, next) => {
+                if let Some((s, start)) = prev {
+                    out.push(AlertSpan { state: s, start_ms: start, end_ms: Some(t) });
+                }
+                current = next.map(|n| (n, t));
+            }
+        }
+        t += step;
+    }
+    if let Some((s, start)) = current {
+        out.push(AlertSpan { state: s, start_ms: start, end_ms: None });
+    }
+    out
+}
+
+/// The timing-relevant parts of an alerting rule (after time scaling).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RuleTiming {
+    /// Largest range selector in the expression.
+    pub window: Option<Duration>,
+    /// Scalar on the right of a top-level `>` / `>=`.
+    pub threshold: Option<f64>,
+    pub for_: Duration,
+    pub keep_firing_for: Duration,
+}
+
+/// Delays that any alert sees on top of its own rule: a scrape must land, a
+/// rule evaluation must run, each at most one interval late, twice over for
+/// the rate() needing two samples; plus fixed slack for scheduling jitter.
+fn pipeline_lag(scrape: Duration, eval: Duration) -> Duration {
+    2 * scrape + 2 * eval + Duration::from_secs(2)
+}
+
+/// How long after the start of a phase injecting error ratio `injected` the
+/// alert should be firing: the window must fill to `threshold / injected`
+/// (all of it when unknown), then `for` must elapse.
+pub fn fire_bound(rule: &RuleTiming, injected: Option<f64>, scrape: Duration, eval: Duration) -> Duration {
+    let fill = match (rule.window, rule.threshold, injected) {
+        (Some(w), Some(th), Some(e)) if e > th && th > 0.0 => w.mul_f64(th / e),
+        (Some(w), _, _) => w,
+        (None, _, _) => Duration::ZERO,
+    };
+    fill + rule.for_ + pipeline_lag(scrape, eval)
+}
+
+/// How long after the faults stop the alert should be resolved: the window
+/// must drain until the ratio drops under the threshold (all of it when
+/// unknown), then `keep_firing_for` must elapse.
+pub fn resolve_bound(rule: &RuleTiming, injected: Option<f64>, scrape: Duration, eval: Duration) -> Duration {
+    let drain = match (rule.window, rule.threshold, injected) {
+        (Some(w), Some(th), Some(e)) if e > th && th > 0.0 => w.mul_f64(1.0 - th / e),
+        (Some(w), _, _) => w,
+        (None, _, _) => Duration::ZERO,
+    };
+    drain + rule.keep_firing_for + pipeline_lag(scrape, eval)
+}
+
+/// The judged lifecycle: verdict, what was seen, why it failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertJudgement {
+    pub verdict: Verdict,
+    pub observed: String,
+    pub reason: String,
+}
+
+/// Bounds actually applied (explicit or derived), for the report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppliedBounds {
+    pub fire_within: Option<Duration>,
+    pub resolve_within: Option<Duration>,
+}
+
+fn secs_between(from_ms: u64, to_ms: u64) -> f64 {
+    (to_ms as f64 - from_ms as f64) / 1000.0
+}
+
+fn overlaps(span: &AlertSpan, w: &PhaseWindow) -> bool {
+    span.start_ms < w.end_ms && span.end_ms.is_none_or(|e| e > w.start_ms)
+}
+
+/// Describes the whole timeline relative to the first phase start.
+pub fn describe(spans: &[AlertSpan], origin_ms: u64) -> String {
+    if spans.is_empty() {
+        return "never pending or firing".to_string();
+    }
+    spans
+        .iter()
+        .map(|s| {
+            let state = match s.state {
+                AlertState::Pending => "pending",
+                AlertState::Firing => "firing",
+            };
+            match s.end_ms {
+                Some(e) => format!(
+                    "{state} {:+.1}s..{:+.1}s",
+                    secs_between(origin_ms, s.start_ms),
+                    secs_between(origin_ms, e)
+                ),
+                None => format!("{state} from {:+.1}s", secs_between(origin_ms, s.start_ms)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Judges one alert expectation. `phases` holds every phase of the run;
+/// names in `exp` were validated against them before the run.
+pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow], bounds: AppliedBounds) -> AlertJudgement {
+    let origin = phases.first().map_or(0, |p| p.start_ms);
+    let observed = describe(spans, origin);
+    let find = |name: &str| phases.iter().find(|p| p.name == name);
+    let mut failures = Vec::new();
+    let mut missing_data = Vec::new();
+
+    for name in &exp.silent_during {
+        let Some(w) = find(name) else { continue };
+        if let Some(s) = spans.iter().find(|s| overlaps(s, w)) {
+            let state = if s.state == AlertState::Firing { "firing" } else { "pending" };
+            failures.push(format!(
+                "{state} during \"{name}\" at {:+.1}s from its start, expected silent",
+                secs_between(w.start_ms, s.start_ms.max(w.start_ms))
+            ));
+        } else if !w.scraped {
+            missing_data.push(format!("no scrapes of the target during \"{name}\""));
+        }
+    }
+
+    let firing: Vec<&AlertSpan> = spans.iter().filter(|s| s.state == AlertState::Firing).collect();
+
+    if let Some(name) = &exp.fires_during
+        && let Some(w) = find(name)
+    {
+        let bound = bounds.fire_within;
+        if let Some(s) = firing.iter().find(|s| s.start_ms < w.start_ms && overlaps(s, w)) {
+            failures.push(format!(
+                "already firing before \"{name}\" started ({:+.1}s)",
+                secs_between(w.start_ms, s.start_ms)
+            ));
+        } else if let Some(s) = firing.iter().find(|s| s.start_ms >= w.start_ms && s.start_ms <= w.end_ms) {
+            let after = secs_between(w.start_ms, s.start_ms);
+            if let Some(b) = bound
+                && after > b.as_secs_f64()
+            {
+                failures.push(format!(
+                    "fired {after:.1}s after \"{name}\" started, later than the bound of {:.1}s",
+                    b.as_secs_f64()
+                ));
+            }
+        } else if !w.scraped {
+            missing_data.push(format!("no scrapes of the target during \"{name}\""));
+        } else {
+            let pending = spans
+                .iter()
+                .any(|s| s.state == AlertState::Pending && overlaps(s, w));
+            let hint = if pending { " (it was pending: `for` longer than the phase?)" } else { "" };
+            failures.push(format!("never fired during \"{name}\"{hint}"));
+        }
+    }
+
+    if let Some(name) = &exp.resolves_during
+        && let Some(w) = find(name)
+    {
+        // The stretch that should end here is the last one that began before
+        // this phase did.
+        match firing.iter().rev().find(|s| s.start_ms < w.start_ms) {
+            None if !w.scraped => missing_data.push(format!("no scrapes of the target during \"{name}\"")),
+            None => failures.push(format!("never fired before \"{name}\", so it cannot resolve in it")),
+            Some(s) => match s.end_ms {
+                Some(end) if end < w.start_ms => failures.push(format!(
+                    "resolved {:.1}s before \"{name}\" started",
+                    secs_between(end, w.start_ms)
+                )),
+                Some(end) if end <= w.end_ms => {
+                    let after = secs_between(w.start_ms, end);
+                    if let Some(b) = bounds.resolve_within
+                        && after > b.as_secs_f64()
+                    {
+                        failures.push(format!(
+                            "resolved {after:.1}s after \"{name}\" started, later than the bound of {:.1}s",
+                            b.as_secs_f64()
+                        ));
+                    }
+                    if let Some(again) = firing.iter().find(|f| f.start_ms > end && f.start_ms <= w.end_ms) {
+                        failures.push(format!(
+                            "fired again {:.1}s after \"{name}\" started",
+                            secs_between(w.start_ms, again.start_ms)
+                        ));
+                    }
+                }
+                _ => failures.push(format!(
+                    "still firing at the end of \"{name}\" ({:.1}s after it started)",
+                    secs_between(w.start_ms, w.end_ms)
+                )),
+            },
+        }
+    }
+
+    let verdict = if !failures.is_empty() {
+        Verdict::Fail
+    } else if !missing_data.is_empty() {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Pass
+    };
+    let reason = failures.into_iter().chain(missing_data).collect::<Vec<_>>().join("; ");
+    AlertJudgement { verdict, observed, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1000;
+
+    fn phases() -> Vec<PhaseWindow> {
+        let p = |name: &str, a: u64, b: u64| PhaseWindow {
+            name: name.into(),
+            start_ms: a * S,
+            end_ms: b * S,
+            scraped: true,
+            injected_error_ratio: None,
+        };
+        vec![p("baseline", 0, 10), p("spike", 10, 35), p("recovery", 35, 55)]
+    }
+
+    fn exp() -> AlertExpectation {
+        AlertExpectation {
+            alert: "HighErrorRate".into(),
+            silent_during: vec!["baseline".into()],
+            fires_during: Some("spike".into()),
+            fire_within: None,
+            resolves_during: Some("recovery".into()),
+            resolve_within: None,
+        }
+    }
+
+    fn secs(r: std::ops::Range<u64>) -> Vec<u64> {
+        r.map(|s| s * S).collect()
+    }
+
+    const BOUNDS: AppliedBounds = AppliedBounds {
+        fire_within: Some(Duration::from_secs(25)),
+        resolve_within: Some(Duration::from_secs(18)),
+    };
+
+    #[test]
+    fn spans_follow_the_series() {
+        let s = spans(&secs(14..29), &secs(29..47), 0, 60 * S, S);
+        assert_eq!(
+            s,
+            vec![
+                AlertSpan { state: AlertState::Pending, start_ms: 14 * S, end_ms: Some(29 * S) },
+                AlertSpan { state: AlertState::Firing, start_ms: 29 * S, end_ms: Some(47 * S) },
+            ]
+        );
+        let open = spans(&[], &secs(50..61), 0, 60 * S, S);
+        assert_eq!(open[0].end_ms, None);
+    }
+
+    #[test]
+    fn the_textbook_lifecycle_passes() {
+        let s = spans(&secs(14..29), &secs(29..47), 0, 60 * S, S);
+        let j = judge(&exp(), &s, &phases(), BOUNDS);
+        assert_eq!(j.verdict, Verdict::Pass, "{}", j.reason);
+        assert_eq!(j.observed, "pending +14.0s..+29.0s, firing +29.0s..+47.0s");
+    }
+
+    #[test]
+    fn lifecycle_failures_are_named() {
+        let cases: Vec<(&str, Vec<AlertSpan>, &str)> = vec![
+            ("never fires", spans(&secs(14..30), &[], 0, 60 * S, S), "never fired during \"spike\" (it was pending"),
+            ("noisy baseline", spans(&secs(5..8), &secs(29..47), 0, 60 * S, S), "pending during \"baseline\""),
+            ("too slow", spans(&[], &secs(36..40), 0, 60 * S, S), "never fired during \"spike\""),
+            ("late in phase", spans(&[], &secs(34..40), 0, 60 * S, S), "fired 24.0s after \"spike\" started, later than the bound of 20.0s"),
+            ("never resolves", spans(&[], &secs(29..61), 0, 60 * S, S), "still firing at the end of \"recovery\""),
+            ("resolves late", spans(&[], &secs(29..54), 0, 60 * S, S), "resolved 19.0s after \"recovery\" started"),
+            ("resolves early", spans(&[], &secs(29..33), 0, 60 * S, S), "resolved 2.0s before \"recovery\" started"),
+            ("refires", spans(&[], &[secs(29..40), secs(45..50)].concat(), 0, 60 * S, S), "fired again"),
+            ("already firing", spans(&[], &secs(8..40), 0, 60 * S, S), "already firing before \"spike\""),
+        ];
+        for (what, s, want) in cases {
+            let tight = AppliedBounds { fire_within: Some(Duration::from_secs(20)), ..BOUNDS };
+            let j = judge(&exp(), &s, &phases(), if what == "late in phase" { tight } else { BOUNDS });
+            assert_eq!(j.verdict, Verdict::Fail, "{what}: {}", j.reason);
+            assert!(j.reason.contains(want), "{what}: {:?} lacks {want:?}", j.reason);
+        }
+    }
+
+    #[test]
+    fn no_scrapes_is_inconclusive_not_pass() {
+        let mut ph = phases();
+        for p in &mut ph {
+            p.scraped = false;
+        }
+        let j = judge(&exp(), &[], &ph, BOUNDS);
+        assert_eq!(j.verdict, Verdict::Inconclusive);
+        assert!(j.reason.contains("no scrapes"), "{}", j.reason);
+    }
+
+    #[test]
+    fn derived_bounds_follow_the_rule() {
+        let rule = RuleTiming {
+            window: Some(Duration::from_secs(15)),
+            threshold: Some(0.05),
+            for_: Duration::from_secs(15),
+            keep_firing_for: Duration::ZERO,
+        };
+        let one = Duration::from_secs(1);
+        // 15 s × 0.05 / 0.2 = 3.75 s to fill, + 15 s for, + 6 s pipeline.
+        assert_eq!(fire_bound(&rule, Some(0.2), one, one), Duration::from_millis(24_750));
+        // 15 s × (1 − 0.25) = 11.25 s to drain, + 6 s pipeline.
+        assert_eq!(resolve_bound(&rule, Some(0.2), one, one), Duration::from_millis(17_250));
+        // Unknown injected ratio: assume the whole window.
+        assert_eq!(fire_bound(&rule, None, one, one), Duration::from_secs(36));
+        let sticky = RuleTiming { keep_firing_for: Duration::from_secs(60), ..rule };
+        assert_eq!(resolve_bound(&sticky, Some(0.2), one, one), Duration::from_millis(77_250));
+    }
+}
