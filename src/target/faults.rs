@@ -139,7 +139,7 @@ pub fn format_fault_header(status: Option<u16>, delay: Option<Duration>) -> Stri
 }
 
 /// The admin API's fault config: applies to every `/predict` request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
     /// Fraction of requests in [0, 1] answered with `status`.
@@ -153,6 +153,17 @@ pub struct FaultConfig {
 
 fn default_status() -> u16 {
     503
+}
+
+impl Default for FaultConfig {
+    /// No faults; a later `error_rate` alone answers 503.
+    fn default() -> Self {
+        FaultConfig {
+            error_rate: 0.0,
+            status: default_status(),
+            latency: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

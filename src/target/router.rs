@@ -85,7 +85,12 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         Err(resp) => return resp,
     };
     if let Some(d) = fault.delay {
-        tokio::time::sleep(d).await;
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = state.hard_stop().cancelled() => {
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "target is shutting down");
+            }
+        }
     }
     match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
         Some(status) => (

@@ -18,6 +18,9 @@ use super::state::AppState;
 /// How long `shutdown` waits for in-flight requests before aborting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long connections get to close once injected delays are cut short.
+pub const HARD_STOP_GRACE: Duration = Duration::from_millis(250);
+
 #[derive(Clone)]
 pub struct TargetConfig {
     pub listen: SocketAddr,
@@ -98,6 +101,7 @@ pub enum TargetError {
 pub struct TargetHandle {
     addr: SocketAddr,
     shutdown: CancellationToken,
+    hard_stop: CancellationToken,
     task: JoinHandle<io::Result<()>>,
 }
 
@@ -113,6 +117,7 @@ impl TargetHandle {
             .local_addr()
             .map_err(|e| bind_error(cfg.listen, e))?;
         let shutdown = CancellationToken::new();
+        let hard_stop = state.hard_stop().clone();
         let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let signal = shutdown.clone().cancelled_owned();
         let task = tokio::spawn(async move {
@@ -123,6 +128,7 @@ impl TargetHandle {
         Ok(TargetHandle {
             addr,
             shutdown,
+            hard_stop,
             task,
         })
     }
@@ -147,11 +153,20 @@ impl TargetHandle {
     }
 
     /// Graceful: stops accepting, lets in-flight requests finish for up to
-    /// [`SHUTDOWN_GRACE`], then aborts whatever is left.
+    /// [`SHUTDOWN_GRACE`], then cuts injected delays short (answering 503) and
+    /// aborts whatever is still left after [`HARD_STOP_GRACE`].
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let mut task = self.task;
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        // Aborting the accept task alone would leave connection tasks running.
+        self.hard_stop.cancel();
+        if tokio::time::timeout(HARD_STOP_GRACE, &mut task)
             .await
             .is_err()
         {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use tokio_util::sync::CancellationToken;
 
 use super::faults::{FaultConfig, FaultSampler, InjectedFault};
 use super::metrics::Metrics;
@@ -28,6 +29,9 @@ struct Shared {
     admin: Mutex<AdminFaults>,
     /// Lets `/predict` skip the lock while no admin fault is configured.
     admin_active: AtomicBool,
+    /// Cut short injected delays once the shutdown grace is over, so no
+    /// connection outlives the server.
+    hard_stop: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -58,6 +62,7 @@ impl AppState {
                     sampler: FaultSampler::new(cfg.seed),
                 }),
                 admin_active: AtomicBool::new(false),
+                hard_stop: CancellationToken::new(),
             }),
         })
     }
@@ -98,6 +103,10 @@ impl AppState {
             && (!self.token_required()
                 || peer.is_some_and(|p| p.ip().is_loopback())
                 || self.has_valid_token(headers))
+    }
+
+    pub fn hard_stop(&self) -> &CancellationToken {
+        &self.inner.hard_stop
     }
 
     pub fn fault_config(&self) -> FaultConfig {
