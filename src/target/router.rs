@@ -82,7 +82,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             Some(f) => f,
             None => return next.run(req).await,
         },
-        Err(resp) => return resp,
+        Err(msg) => return json_error(StatusCode::BAD_REQUEST, msg),
     };
     if let Some(d) = fault.delay {
         tokio::select! {
@@ -103,8 +103,9 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 /// The header's fault when present and allowed; a header overrides the admin
-/// config for that request so the sender's ground truth stays exact.
-fn requested_fault(state: &AppState, req: &Request) -> Result<Option<InjectedFault>, Response> {
+/// config for that request so the sender's ground truth stays exact. The
+/// error is the 400 message for a malformed header.
+fn requested_fault(state: &AppState, req: &Request) -> Result<Option<InjectedFault>, String> {
     let Some(value) = req.headers().get(FAULT_HEADER) else {
         return Ok(None);
     };
@@ -115,15 +116,12 @@ fn requested_fault(state: &AppState, req: &Request) -> Result<Option<InjectedFau
     if !state.fault_header_allowed(peer, req.headers()) {
         return Ok(None);
     }
-    let text = value.to_str().map_err(|_| {
-        json_error(
-            StatusCode::BAD_REQUEST,
-            format!("{FAULT_HEADER} header is not ASCII text"),
-        )
-    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| format!("{FAULT_HEADER} header is not ASCII text"))?;
     parse_fault_header(text)
         .map(Some)
-        .map_err(|e| json_error(StatusCode::BAD_REQUEST, e.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Deserialize)]
