@@ -18,6 +18,10 @@ pub const FAULT_HEADER: &str = "x-slocheck-fault";
 /// (and a worker of the load generator) for hours.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 
+/// Statuses the target can inject. An informational (1xx) status cannot be
+/// a final response: hyper would send 500 while the metrics said 1xx.
+pub const INJECTABLE_STATUSES: std::ops::RangeInclusive<u16> = 200..=599;
+
 /// What one request asks the target to do instead of (or before) answering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InjectedFault {
@@ -45,7 +49,9 @@ pub enum FaultHeaderError {
     UnknownKey { key: String },
     #[error("fault header key `{key}` is given twice")]
     Duplicate { key: &'static str },
-    #[error("fault header status `{value}` is not an HTTP status 100..=599")]
+    #[error(
+        "fault header status `{value}` is not a final HTTP status 200..=599 (1xx cannot end a response)"
+    )]
     BadStatus { value: String },
     #[error("fault header delay `{value}` is not a duration (hint: `300ms`, `1s`)")]
     BadDelay {
@@ -78,7 +84,7 @@ pub fn parse_fault_header(value: &str) -> Result<InjectedFault, FaultHeaderError
                 let status = val
                     .parse::<u16>()
                     .ok()
-                    .filter(|s| (100..=599).contains(s))
+                    .filter(|s| INJECTABLE_STATUSES.contains(s))
                     .ok_or_else(|| FaultHeaderError::BadStatus {
                         value: val.to_owned(),
                     })?;
@@ -256,10 +262,10 @@ fn check_delay(field: &'static str, d: Duration) -> Result<(), FaultConfigError>
 impl FaultConfig {
     pub fn validate(&self) -> Result<(), FaultConfigError> {
         check_ratio("error_rate", self.error_rate)?;
-        if !(100..=599).contains(&self.status) {
+        if !INJECTABLE_STATUSES.contains(&self.status) {
             return Err(invalid(
                 "status",
-                format!("{} is not an HTTP status 100..=599", self.status),
+                format!("{} is not a final HTTP status 200..=599", self.status),
             ));
         }
         let Some(lat) = &self.latency else {
@@ -377,9 +383,10 @@ mod tests {
             ("", "empty"),
             ("status", "not key=value"),
             ("colour=red", "`colour` is unknown"),
-            ("status=99", "100..=599"),
-            ("status=600", "100..=599"),
-            ("status=abc", "100..=599"),
+            ("status=99", "200..=599"),
+            ("status=100", "200..=599"),
+            ("status=600", "200..=599"),
+            ("status=abc", "200..=599"),
             ("delay=soon", "not a duration"),
             ("delay=2h", "limit"),
             ("status=500,status=503", "twice"),

@@ -93,6 +93,8 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         }
     }
     match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        // These statuses must not carry a body (RFC 9110 §6.4.1).
+        Some(status) if matches!(status.as_u16(), 204 | 205 | 304) => status.into_response(),
         Some(status) => (
             status,
             Json(json!({ "error": "injected fault", "status": status.as_u16() })),
