@@ -1,1 +1,21 @@
-//! (to be written)
+//! The built-in instrumented ML service (`slocheck target`): an Iris
+//! classifier behind axum with Prometheus metrics and fault injection.
+//!
+//! Layering is metrics → faults → handler, so an injected fault is counted
+//! exactly like a real one. See `docs/target.md` for the HTTP reference.
+
+pub mod admin;
+pub mod faults;
+pub mod metrics;
+pub mod model;
+pub mod router;
+pub mod server;
+pub mod state;
+
+pub use faults::{
+    DelayConfig, FAULT_HEADER, FaultConfig, FaultConfigError, FaultHeaderError, InjectedFault,
+    LatencyConfig, format_fault_header, parse_fault_header,
+};
+pub use router::app;
+pub use server::{TargetArgs, TargetConfig, TargetError, TargetHandle, serve_until_signal};
+pub use state::AppState;

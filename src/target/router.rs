@@ -1,0 +1,255 @@
+//! The target's HTTP surface: routes, the predict handlers and the fault
+//! middleware, layered as metrics → faults → handler.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::admin;
+use super::faults::{FAULT_HEADER, InjectedFault, parse_fault_header};
+use super::metrics;
+use super::model::{MAX_ABS_FEATURE, MODEL_NAME, N_CLASSES, N_FEATURES};
+use super::state::AppState;
+
+/// What `GET /predict` without `?features=` classifies (first Iris row).
+pub const SAMPLE_FEATURES: [f64; N_FEATURES] = [5.1, 3.5, 1.4, 0.2];
+
+/// Upper bound on `instances` per request, so one body cannot pin a core.
+pub const MAX_BATCH: usize = 1_000;
+
+/// The whole service. With metrics disabled (benchmark only) there is neither
+/// the metrics middleware nor `/metrics`.
+pub fn app(state: AppState) -> Router {
+    let predict = get(predict_get)
+        .post(predict_post)
+        .layer(middleware::from_fn_with_state(state.clone(), inject_faults));
+    let router = Router::new()
+        .route("/predict", predict)
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/admin/faults",
+            get(admin::get_faults)
+                .put(admin::put_faults)
+                .delete(admin::delete_faults),
+        );
+    match state.metrics().cloned() {
+        Some(m) => router
+            .route("/metrics", get(metrics_text))
+            .with_state(state)
+            .layer(middleware::from_fn_with_state(m, metrics::track)),
+        None => router.with_state(state),
+    }
+}
+
+/// `{"error": "..."}` with the given status.
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let Some(m) = state.metrics() else {
+        return json_error(StatusCode::NOT_FOUND, "metrics are disabled");
+    };
+    match m.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed"),
+    }
+}
+
+/// Applies the request's fault header, else the admin config's fault: wait,
+/// then answer with the injected status without running the model.
+async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let fault = match requested_fault(&state, &req) {
+        Ok(Some(f)) => f,
+        Ok(None) => match state.sample_admin_fault() {
+            Some(f) => f,
+            None => return next.run(req).await,
+        },
+        Err(msg) => return json_error(StatusCode::BAD_REQUEST, msg),
+    };
+    if let Some(d) = fault.delay {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = state.hard_stop().cancelled() => {
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "target is shutting down");
+            }
+        }
+    }
+    match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        // These statuses must not carry a body (RFC 9110 §6.4.1).
+        Some(status) if matches!(status.as_u16(), 204 | 205 | 304) => status.into_response(),
+        Some(status) => (
+            status,
+            Json(json!({ "error": "injected fault", "status": status.as_u16() })),
+        )
+            .into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// The header's fault when present and allowed; a header overrides the admin
+/// config for that request so the sender's ground truth stays exact. The
+/// error is the 400 message for a malformed header.
+fn requested_fault(state: &AppState, req: &Request) -> Result<Option<InjectedFault>, String> {
+    let Some(value) = req.headers().get(FAULT_HEADER) else {
+        return Ok(None);
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if !state.fault_header_allowed(peer, req.headers()) {
+        return Ok(None);
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| format!("{FAULT_HEADER} header is not ASCII text"))?;
+    parse_fault_header(text)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictRequest {
+    features: Option<Vec<f64>>,
+    instances: Option<Vec<Vec<f64>>>,
+}
+
+#[derive(Debug, Serialize)]
+struct PredictionBody {
+    class: &'static str,
+    class_index: usize,
+    scores: [f64; N_CLASSES],
+}
+
+#[derive(Debug, Deserialize)]
+struct PredictQuery {
+    features: Option<String>,
+}
+
+async fn predict_post(State(state): State<AppState>, body: Bytes) -> Response {
+    let req: PredictRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid predict body: {e}"),
+            );
+        }
+    };
+    match (req.features, req.instances) {
+        (Some(f), None) => match to_features(&f) {
+            Ok(x) => single(&state, &x),
+            Err(msg) => json_error(StatusCode::UNPROCESSABLE_ENTITY, format!("features: {msg}")),
+        },
+        (None, Some(rows)) => batch(&state, &rows),
+        _ => json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid predict body: give exactly one of `features` or `instances`",
+        ),
+    }
+}
+
+async fn predict_get(
+    State(state): State<AppState>,
+    query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let raw = match query {
+        Ok(Query(q)) => q.features,
+        Err(e) => {
+            return json_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid query: {e}"),
+            );
+        }
+    };
+    let Some(raw) = raw else {
+        return single(&state, &SAMPLE_FEATURES);
+    };
+    let parsed: Result<Vec<f64>, _> = raw.split(',').map(|v| v.trim().parse::<f64>()).collect();
+    match parsed
+        .map_err(|_| "must be comma-separated numbers".to_owned())
+        .and_then(|v| to_features(&v))
+    {
+        Ok(x) => single(&state, &x),
+        Err(msg) => json_error(StatusCode::UNPROCESSABLE_ENTITY, format!("features: {msg}")),
+    }
+}
+
+fn to_features(v: &[f64]) -> Result<[f64; N_FEATURES], String> {
+    let x: [f64; N_FEATURES] = v
+        .try_into()
+        .map_err(|_| format!("expected {N_FEATURES} numbers, got {}", v.len()))?;
+    if x.iter()
+        .all(|f| f.is_finite() && f.abs() <= MAX_ABS_FEATURE)
+    {
+        Ok(x)
+    } else {
+        Err(format!(
+            "every value must be finite with magnitude at most {MAX_ABS_FEATURE:e}"
+        ))
+    }
+}
+
+fn run_model(state: &AppState, x: &[f64; N_FEATURES]) -> PredictionBody {
+    let start = Instant::now();
+    let p = state.model().predict(x);
+    if let Some(m) = state.metrics() {
+        m.record_prediction(p.class(), start.elapsed().as_secs_f64());
+    }
+    PredictionBody {
+        class: p.class(),
+        class_index: p.class_index,
+        scores: p.scores,
+    }
+}
+
+fn single(state: &AppState, x: &[f64; N_FEATURES]) -> Response {
+    let p = run_model(state, x);
+    Json(json!({ "class": p.class, "class_index": p.class_index, "scores": p.scores, "model": MODEL_NAME }))
+        .into_response()
+}
+
+fn batch(state: &AppState, rows: &[Vec<f64>]) -> Response {
+    if rows.is_empty() || rows.len() > MAX_BATCH {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "instances: expected 1..={MAX_BATCH} rows, got {}",
+                rows.len()
+            ),
+        );
+    }
+    let mut xs = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        match to_features(row) {
+            Ok(x) => xs.push(x),
+            Err(msg) => {
+                return json_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("instances[{i}]: {msg}"),
+                );
+            }
+        }
+    }
+    let predictions: Vec<PredictionBody> = xs.iter().map(|x| run_model(state, x)).collect();
+    Json(json!({ "predictions": predictions, "model": MODEL_NAME })).into_response()
+}
