@@ -7,6 +7,7 @@
 pub mod exit;
 pub mod load;
 pub mod plan;
+pub mod progress;
 pub mod prom;
 pub mod record;
 pub mod scenario;
