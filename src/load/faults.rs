@@ -1,14 +1,18 @@
 //! Seeded per-request fault plan: which request of a phase is asked to fail
 //! (status fault) and/or to be slow (latency fault), and the header that asks.
 //!
-//! Selection is exact, not binomial: with a seeded offset `o`, request `n` is
-//! selected iff `floor((n+o+1)·ratio) > floor((n+o)·ratio)`. Any run of `m`
-//! consecutive requests then holds `m·ratio` selected ones within ±1, so the
-//! injected ratio of a phase is the configured one to within one request. The
-//! error and latency faults use independent offsets. Same seed and phase, same
-//! selection; another seed shifts it. Delays of random distributions are
-//! sampled from a ChaCha stream positioned at the request index, so a
-//! request's delay does not depend on which worker sends it or when.
+//! Selection is stratified, not binomial: the request stream (shifted by a
+//! seeded offset) is cut into consecutive periods of `1/ratio` requests
+//! (integer boundaries `floor(j/ratio)`), and exactly one request of each
+//! period, at a seeded uniformly random position, is selected. Any run of `m`
+//! consecutive requests thus holds `m·ratio` selected ones within ±2, so the
+//! injected ratio of a phase is the configured one to within two requests,
+//! while positions are random (no fixed stride that could line up with body
+//! cycling or with the other fault). The error and latency faults use
+//! independent keys. Same seed and phase, same selection; another seed,
+//! another one. Delays of random distributions are sampled from a ChaCha
+//! stream positioned at the request index, so a request's fault never depends
+//! on which worker sends it or when.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,8 +41,8 @@ pub struct Decision {
 /// Fault plan of one phase. Cheap to clone: each worker owns one.
 #[derive(Debug, Clone)]
 pub struct PhaseFaults {
-    error: Option<(f64, u64, u16)>,
-    latency: Option<(f64, u64, DelayDist)>,
+    error: Option<(Selector, u16)>,
+    latency: Option<(Selector, DelayDist)>,
     rng: ChaCha8Rng,
     /// Header values for faults with a fixed text (status only, fixed delay).
     status_only: Option<HeaderValue>,
@@ -48,15 +52,48 @@ pub struct PhaseFaults {
     sampled: HashMap<(u64, bool), HeaderValue>,
 }
 
-fn selected(ratio: f64, offset: u64, n: u64) -> bool {
-    if ratio <= 0.0 {
-        return false;
+/// A 64-bit mix (splitmix64's finaliser): per-period randomness without
+/// keeping any state, so decisions are order independent.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One fault's selection rule: ratio, seeded offset and key.
+#[derive(Debug, Clone, Copy)]
+struct Selector {
+    ratio: f64,
+    offset: u64,
+    key: u64,
+}
+
+impl Selector {
+    /// First request index of period `j`.
+    fn period_start(&self, j: u64) -> u64 {
+        (j as f64 / self.ratio).floor() as u64
     }
-    if ratio >= 1.0 {
-        return true;
+
+    fn selected(&self, n: u64) -> bool {
+        if self.ratio <= 0.0 {
+            return false;
+        }
+        if self.ratio >= 1.0 {
+            return true;
+        }
+        let k = n.wrapping_add(self.offset);
+        // The period holding k: floor(k·ratio), corrected for float rounding.
+        let mut j = (k as f64 * self.ratio).floor() as u64;
+        while j > 0 && self.period_start(j) > k {
+            j -= 1;
+        }
+        while self.period_start(j + 1) <= k {
+            j += 1;
+        }
+        let (lo, hi) = (self.period_start(j), self.period_start(j + 1));
+        let len = hi.saturating_sub(lo).max(1);
+        lo + mix(self.key ^ j) % len == k
     }
-    let k = n.wrapping_add(offset) as f64;
-    ((k + 1.0) * ratio).floor() > (k * ratio).floor()
 }
 
 /// Whole milliseconds: the header's unit.
@@ -83,15 +120,18 @@ impl PhaseFaults {
         seed_bytes[16..].copy_from_slice(b"slocheck-faults!");
         let mut rng = ChaCha8Rng::from_seed(seed_bytes);
         // Offsets below 2^32 keep `n + offset` exact in an f64.
-        let error_offset = rng.next_u64() >> 32;
-        let latency_offset = rng.next_u64() >> 32;
+        let mut draw = |ratio: f64| Selector {
+            ratio,
+            offset: rng.next_u64() >> 32,
+            key: rng.next_u64(),
+        };
+        let error = spec.error.map(|e| (draw(e.ratio), e.status));
+        let latency = spec.latency.map(|l| (draw(l.ratio), l.delay));
         // Sampling streams start well past the words used for the offsets.
         rng.set_stream(1);
 
-        let error = spec.error.map(|e| (e.ratio, error_offset, e.status));
-        let latency = spec.latency.map(|l| (l.ratio, latency_offset, l.delay));
-        let status = error.map(|e| e.2);
-        let fixed_ms = match latency.map(|l| l.2) {
+        let status = error.map(|e| e.1);
+        let fixed_ms = match latency.map(|l| l.1) {
             Some(DelayDist::Fixed(d)) => Some(whole_ms(d)),
             _ => None,
         };
@@ -115,10 +155,10 @@ impl PhaseFaults {
 
     /// The decision for request `n` of the phase (deterministic in `n`).
     pub fn decide(&mut self, n: u64) -> Decision {
-        let error = self.error.is_some_and(|(r, o, _)| selected(r, o, n));
+        let error = self.error.is_some_and(|(sel, _)| sel.selected(n));
         let dist = self
             .latency
-            .and_then(|(r, o, dist)| selected(r, o, n).then_some(dist));
+            .and_then(|(sel, dist)| sel.selected(n).then_some(dist));
         let Some(dist) = dist else {
             let header = if error {
                 self.status_only.clone()
@@ -144,7 +184,7 @@ impl PhaseFaults {
             };
         }
         let ms = self.sample_ms(n, dist);
-        let status = if error { self.error.map(|e| e.2) } else { None };
+        let status = if error { self.error.map(|e| e.1) } else { None };
         let header = match self.sampled.get(&(ms, error)) {
             Some(h) => h.clone(),
             None => {
@@ -225,6 +265,23 @@ mod tests {
                 assert!((delays - len as f64 * ratio / 2.0).abs() <= 1.0);
             }
         }
+    }
+
+    #[test]
+    fn the_two_faults_are_independent() {
+        // 20 % errors and 10 % delays: about 2 % of requests get both.
+        let d = pattern(42, 1, &spec(0.2, 0.1, fixed(20)), 20_000);
+        let both = d.iter().filter(|x| x.error && x.delay.is_some()).count();
+        assert!((250..550).contains(&both), "both faults on {both} of 20000");
+        // No fixed stride: gaps between errors vary.
+        let idx: Vec<usize> = d
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.error)
+            .map(|(i, _)| i)
+            .collect();
+        let gaps: std::collections::HashSet<usize> = idx.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.len() > 5, "{gaps:?}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ const HEADER: [&str; 15] = [
 ];
 
 fn quantiles_ms(h: &hdrhistogram::Histogram<u64>) -> String {
-    if h.len() == 0 {
+    if h.is_empty() {
         return "-".to_string();
     }
     let q = |v: f64| h.value_at_quantile(v) as f64 / 1000.0;
