@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Benchmark of the load engine against wrk on a local nginx (loopback only).
+# Prints: closed loop 50 conns — slocheck vs wrk rps and CPU µs/request and
+# the ratios; open loop 1k/5k/20k rps — achieved/requested; peak RSS of a
+# 10 s and a 60 s run. Figures, not assertions. Usage: ci/bench-load.sh [SECS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! need wrk || ! need nginx; then
+  echo "installing wrk and nginx (apt-get)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y --no-install-recommends wrk nginx-light >&2 \
+    || $SUDO apt-get install -y --no-install-recommends wrk nginx >&2
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+cargo build --release --example bench_load >&2
+BENCH=target/release/examples/bench_load
+
+TMP="$(mktemp -d)"
+NGINX_PID=""
+cleanup() {
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+mkdir -p "$TMP/www" "$TMP/logs"
+printf 'ok\n' > "$TMP/www/index.html"
+cat > "$TMP/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  client_body_temp_path $TMP/logs;
+  proxy_temp_path $TMP/logs;
+  fastcgi_temp_path $TMP/logs;
+  uwsgi_temp_path $TMP/logs;
+  scgi_temp_path $TMP/logs;
+  server {
+    listen 127.0.0.1:$PORT;
+    location / { root $TMP/www; index index.html; }
+  }
+}
+CONF
+"$NGINX" -p "$TMP" -c "$TMP/nginx.conf" &
+NGINX_PID=$!
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  sleep 0.1
+done
+URL="http://127.0.0.1:$PORT"
+echo "nginx pid $NGINX_PID on $URL; $(nproc) cores"
+
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p"; }
+
+# wrk: CPU from the shell's child accounting (user + sys).
+TIMEFORMAT='%U %S'
+WRK_OUT="$TMP/wrk.txt"
+WRK_CPU="$( { time wrk -t"$(nproc)" -c50 -d"${SECS}s" "$URL/" > "$WRK_OUT"; } 2>&1 )"
+WRK_REQS="$(awk '/requests in/ {print $1}' "$WRK_OUT")"
+WRK_RPS="$(awk '/Requests\/sec/ {print $2}' "$WRK_OUT")"
+WRK_US="$(echo "$WRK_CPU" | awk -v n="$WRK_REQS" '{printf "%.2f", ($1+$2)*1e6/n}')"
+
+S_OUT="$("$BENCH" "$URL" closed 50 "$SECS")"
+S_RPS="$(echo "$S_OUT" | field rps)"
+S_US="$(echo "$S_OUT" | field cpu_us_per_req)"
+
+echo
+echo "closed loop, 50 connections, ${SECS}s"
+printf '  %-9s %10s rps  %6s us CPU/request\n' wrk "$WRK_RPS" "$WRK_US" slocheck "$S_RPS" "$S_US"
+awk -v a="$S_RPS" -v b="$WRK_RPS" -v c="$S_US" -v d="$WRK_US" \
+  'BEGIN { printf "  throughput slocheck/wrk = %.2f (goal >= 0.7); CPU/request slocheck/wrk = %.2f (goal <= 1.5)\n", a/b, c/d }'
+echo "  slocheck: $S_OUT"
+
+echo
+echo "open loop, ${SECS}s each (achieved = responses per second)"
+for RATE in 1000 5000 20000; do
+  OUT="$("$BENCH" "$URL" open "$RATE" "$SECS")"
+  echo "$OUT" | awk -v r="$RATE" '{ for (i=1;i<=NF;i++) { split($i,kv,"="); v[kv[1]]=kv[2] } }
+    END { printf "  %6d rps requested: achieved %.0f (%.3f), dropped %d, errors %d, p50 %.2f ms, p99 %.2f ms, cpu %.2f us/req\n",
+          r, v["rps"], v["rps"]/r, v["dropped"], v["errors"], v["p50_us"]/1000, v["p99_us"]/1000, v["cpu_us_per_req"] }'
+done
+
+echo
+echo "peak RSS (open loop 5000 rps)"
+for D in 10 60; do
+  OUT="$("$BENCH" "$URL" open 5000 "$D")"
+  echo "  ${D}s run: $(echo "$OUT" | field peak_rss_kb) kB (sent $(echo "$OUT" | field sent))"
+done

@@ -1,0 +1,468 @@
+//! Drives the phases of a plan at the target: open loop (absolute arrival
+//! schedule, bounded in-flight, drops counted) or closed loop (N workers),
+//! on one single-threaded runtime per core, and merges what was measured.
+//!
+//! Each shard (an OS thread with a current-thread runtime) owns its
+//! connections, recorders and fault plans outright: no lock and no
+//! cross-thread traffic per request. In open mode shard `s` of `k` sends the
+//! scheduled requests `n ≡ s (mod k)`; in closed mode the workers are split
+//! across shards and draw request numbers from one atomic counter per phase,
+//! so fault selection stays exact across the whole phase.
+
+use std::cell::{Cell, RefCell};
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderName;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{self, ClientError, Conn, Target};
+use super::faults::{FAULT_HEADER, PhaseFaults};
+use super::live::{Counts, LiveStats};
+use super::pacer::Pacer;
+use super::recorder::Recorder;
+use crate::plan::{LoadMode, Plan};
+use crate::record::RunRecord;
+
+pub use super::live::LiveSnapshot;
+
+/// Lead time between planning the run and its first send, so every shard
+/// thread is up before the schedule starts.
+const START_LEAD: Duration = Duration::from_millis(20);
+/// How often shards publish their counters to `LiveStats`.
+const LIVE_EVERY: Duration = Duration::from_millis(100);
+/// Extra wait for in-flight requests after the last phase, beyond the
+/// request timeout (which bounds every request anyway).
+const DRAIN_GRACE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("starting load thread {shard} failed")]
+    Thread {
+        shard: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("load thread {shard} stopped without a result (it panicked)")]
+    ShardLost { shard: usize },
+}
+
+/// What one shard needs, all owned (it moves into the shard's thread).
+struct ShardSpec {
+    index: usize,
+    shards: usize,
+    plan: Plan,
+    target: Target,
+    t0: Instant,
+    sys0: SystemTime,
+    /// Open mode: this shard's share of `max_in_flight`.
+    cap: usize,
+    /// Closed mode: next request number of each phase, shared by all shards.
+    counters: Arc<Vec<AtomicU64>>,
+}
+
+struct ShardResult {
+    recorders: Vec<Recorder>,
+    /// Phases this shard started.
+    reached: usize,
+    cancelled_at: Option<SystemTime>,
+}
+
+/// Shard-local state shared by its tasks (single thread: `Rc` + `RefCell`,
+/// never borrowed across an await).
+struct Ctx {
+    target: Target,
+    fault_header: HeaderName,
+    faults: RefCell<Vec<PhaseFaults>>,
+    recorders: RefCell<Vec<Recorder>>,
+    idle: RefCell<Vec<Conn>>,
+    in_flight: Cell<usize>,
+    /// Counters already added to `LiveStats`.
+    published: Cell<Counts>,
+}
+
+/// Phase start instants relative to the run start: an absolute timeline, so
+/// no drift accumulates across phases.
+fn phase_offsets(plan: &Plan) -> Vec<Duration> {
+    let mut acc = Duration::ZERO;
+    plan.phases
+        .iter()
+        .map(|p| {
+            let start = acc;
+            acc += p.duration;
+            start
+        })
+        .collect()
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn share(total: usize, shards: usize, index: usize) -> usize {
+    total / shards + usize::from(index < total % shards)
+}
+
+fn shard_count(plan: &Plan) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let limit = match plan.load.mode {
+        LoadMode::Open => plan.load.max_in_flight.get(),
+        LoadMode::Closed { concurrency, .. } => plan
+            .phases
+            .iter()
+            .map(|p| p.concurrency.unwrap_or(concurrency).get() as usize)
+            .max()
+            .unwrap_or(1),
+    };
+    cores.min(limit).max(1)
+}
+
+/// Run every phase of `plan` once against `base_url`. On `cancel` the load
+/// stops within a second: in-flight requests are abandoned, the current
+/// phase ends at the cancel time and the record is marked `aborted`.
+pub async fn run(
+    plan: &Plan,
+    base_url: &reqwest::Url,
+    live: Arc<LiveStats>,
+    cancel: CancellationToken,
+) -> Result<RunRecord, LoadError> {
+    let target = Target::prepare(base_url, &plan.request).await?;
+    if plan.phases.is_empty() {
+        let now = SystemTime::now();
+        return Ok(RunRecord {
+            started_at: now,
+            ended_at: now,
+            phases: Vec::new(),
+            aborted: false,
+        });
+    }
+    let shards = shard_count(plan);
+    let counters: Arc<Vec<AtomicU64>> =
+        Arc::new(plan.phases.iter().map(|_| AtomicU64::new(0)).collect());
+    let sys0 = SystemTime::now() + START_LEAD;
+    let t0 = Instant::now() + START_LEAD;
+    live.set_phase(0, unix_ms(sys0));
+
+    let mut receivers = Vec::with_capacity(shards);
+    for index in 0..shards {
+        let spec = ShardSpec {
+            index,
+            shards,
+            plan: plan.clone(),
+            target: target.clone(),
+            t0,
+            sys0,
+            cap: share(plan.load.max_in_flight.get(), shards, index).max(1),
+            counters: counters.clone(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let (live, cancel) = (live.clone(), cancel.clone());
+        std::thread::Builder::new()
+            .name(format!("slocheck-load-{index}"))
+            .spawn(move || {
+                if let Some(result) = run_shard(spec, live, cancel) {
+                    let _ = tx.send(result);
+                }
+            })
+            .map_err(|source| LoadError::Thread {
+                shard: index,
+                source,
+            })?;
+        receivers.push(rx);
+    }
+
+    let mut results = Vec::with_capacity(shards);
+    for (shard, rx) in receivers.into_iter().enumerate() {
+        results.push(rx.await.map_err(|_| LoadError::ShardLost { shard })?);
+    }
+    Ok(merge(plan, sys0, results))
+}
+
+fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord {
+    let offsets = phase_offsets(plan);
+    let reached = results.iter().map(|r| r.reached).max().unwrap_or(0);
+    let cancelled_at = results.iter().filter_map(|r| r.cancelled_at).min();
+    let mut merged: Vec<Option<Recorder>> = (0..reached).map(|_| None).collect();
+    for result in results {
+        for (i, rec) in result.recorders.into_iter().take(reached).enumerate() {
+            match &mut merged[i] {
+                Some(m) => m.merge(&rec),
+                slot => *slot = Some(rec),
+            }
+        }
+    }
+    let phases = merged
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, rec)| {
+            let phase = &plan.phases[i];
+            let start = sys0 + offsets[i];
+            let planned_end = start + phase.duration;
+            let end = match cancelled_at {
+                Some(c) if i + 1 == reached => c.clamp(start, planned_end),
+                _ => planned_end,
+            };
+            Some(rec?.into_record(phase.name.clone(), start, end))
+        })
+        .collect::<Vec<_>>();
+    let ended_at = match cancelled_at {
+        Some(c) => c,
+        None => SystemTime::now().max(sys0 + plan.total_duration()),
+    };
+    RunRecord {
+        started_at: sys0,
+        ended_at,
+        phases,
+        aborted: cancelled_at.is_some(),
+    }
+}
+
+/// Body of a shard thread; `None` only if the runtime cannot be built.
+fn run_shard(
+    spec: ShardSpec,
+    live: Arc<LiveStats>,
+    cancel: CancellationToken,
+) -> Option<ShardResult> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let local = tokio::task::LocalSet::new();
+    let ctx = Rc::new(Ctx {
+        target: spec.target.clone(),
+        fault_header: HeaderName::from_static(FAULT_HEADER),
+        faults: RefCell::new(
+            spec.plan
+                .phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PhaseFaults::new(spec.plan.seed, i, &p.faults))
+                .collect(),
+        ),
+        recorders: RefCell::new(
+            spec.plan
+                .phases
+                .iter()
+                .map(|p| Recorder::new(p.duration))
+                .collect(),
+        ),
+        idle: RefCell::new(Vec::new()),
+        in_flight: Cell::new(0),
+        published: Cell::new(Counts::default()),
+    });
+    let (reached, cancelled_at) = local.block_on(&rt, drive(ctx.clone(), &spec, live, cancel));
+    // Abandoned requests hold clones of `ctx`; dropping them first frees it.
+    drop(local);
+    let recorders = std::mem::take(&mut *ctx.recorders.borrow_mut());
+    Some(ShardResult {
+        recorders,
+        reached,
+        cancelled_at,
+    })
+}
+
+async fn drive(
+    ctx: Rc<Ctx>,
+    spec: &ShardSpec,
+    live: Arc<LiveStats>,
+    cancel: CancellationToken,
+) -> (usize, Option<SystemTime>) {
+    let publisher = tokio::task::spawn_local(publish(
+        ctx.clone(),
+        spec.t0,
+        phase_offsets(&spec.plan),
+        live.clone(),
+    ));
+    let offsets = phase_offsets(&spec.plan);
+    let mut reached = 0;
+    let mut cancelled_at = None;
+    for (i, phase) in spec.plan.phases.iter().enumerate() {
+        let start = spec.t0 + offsets[i];
+        tokio::select! {
+            _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
+            _ = sleep_until(start) => {}
+        }
+        reached = i + 1;
+        if spec.index == 0 {
+            live.set_phase(i, unix_ms(spec.sys0 + offsets[i]));
+        }
+        let end = start + phase.duration;
+        let phase_run = async {
+            match spec.plan.load.mode {
+                LoadMode::Open => open_phase(&ctx, spec, i, start).await,
+                LoadMode::Closed {
+                    concurrency,
+                    think_time,
+                } => {
+                    let c = phase.concurrency.unwrap_or(concurrency).get() as usize;
+                    for _ in 0..share(c, spec.shards, spec.index) {
+                        let counter = spec.counters.clone();
+                        tokio::task::spawn_local(closed_worker(
+                            ctx.clone(),
+                            i,
+                            start,
+                            end,
+                            think_time,
+                            counter,
+                        ));
+                    }
+                }
+            }
+            sleep_until(end).await;
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
+            _ = phase_run => {}
+        }
+    }
+    if cancelled_at.is_none() {
+        // Let the last requests finish so the final phase counts them.
+        let drain_until = Instant::now() + ctx.target.timeout + DRAIN_GRACE;
+        while ctx.in_flight.get() > 0 && Instant::now() < drain_until {
+            tokio::select! {
+                _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    }
+    publisher.abort();
+    publish_once(&ctx, &live);
+    (reached, cancelled_at)
+}
+
+async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instant) {
+    let p = &spec.plan.phases[phase];
+    let pacer = Pacer::new(p.rate, p.duration);
+    let mut n = spec.index as u64;
+    while let Some(offset) = pacer.offset(n) {
+        let due = start + offset;
+        sleep_until(due).await;
+        ctx.recorders.borrow_mut()[phase].scheduled += 1;
+        if ctx.in_flight.get() >= spec.cap {
+            ctx.recorders.borrow_mut()[phase].on_drop();
+        } else {
+            let ctx = ctx.clone();
+            tokio::task::spawn_local(async move {
+                let mut slot = ctx.idle.borrow_mut().pop();
+                one(&ctx, &mut slot, phase, n, due, start).await;
+                if let Some(conn) = slot {
+                    ctx.idle.borrow_mut().push(conn);
+                }
+            });
+        }
+        n += spec.shards as u64;
+    }
+}
+
+async fn closed_worker(
+    ctx: Rc<Ctx>,
+    phase: usize,
+    start: Instant,
+    end: Instant,
+    think: Duration,
+    counters: Arc<Vec<AtomicU64>>,
+) {
+    let mut slot = ctx.idle.borrow_mut().pop();
+    while Instant::now() < end {
+        let n = counters[phase].fetch_add(1, Relaxed);
+        ctx.recorders.borrow_mut()[phase].scheduled += 1;
+        // In closed mode the intended send time is the actual one.
+        one(&ctx, &mut slot, phase, n, Instant::now(), start).await;
+        if !think.is_zero() {
+            sleep_until((Instant::now() + think).min(end)).await;
+        }
+    }
+    if let Some(conn) = slot {
+        ctx.idle.borrow_mut().push(conn);
+    }
+}
+
+/// Request `n` of `phase`, intended at `intended`: fault decision, send,
+/// record. The one request path both modes share.
+async fn one(
+    ctx: &Ctx,
+    slot: &mut Option<Conn>,
+    phase: usize,
+    n: u64,
+    intended: Instant,
+    start: Instant,
+) {
+    let decision = {
+        let mut faults = ctx.faults.borrow_mut();
+        let f = &mut faults[phase];
+        (!f.is_empty()).then(|| f.decide(n))
+    };
+    let (error, delay) = decision
+        .as_ref()
+        .map_or((false, false), |d| (d.error, d.delay.is_some()));
+    let header = decision
+        .and_then(|d| d.header)
+        .map(|h| (&ctx.fault_header, h));
+    let sent_at = Instant::now();
+    ctx.recorders.borrow_mut()[phase].on_send(
+        sent_at.saturating_duration_since(start),
+        error,
+        delay,
+    );
+    ctx.in_flight.set(ctx.in_flight.get() + 1);
+    let outcome = client::exchange(&ctx.target, slot, n, header).await;
+    ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
+    let now = Instant::now();
+    ctx.recorders.borrow_mut()[phase].on_done(
+        now.saturating_duration_since(start),
+        outcome,
+        now.saturating_duration_since(intended),
+        now.saturating_duration_since(sent_at),
+    );
+}
+
+fn totals(ctx: &Ctx) -> Counts {
+    let recs = ctx.recorders.borrow();
+    let mut c = Counts::default();
+    for r in recs.iter() {
+        let responses = r.responses();
+        c.sent += r.sent;
+        c.completed += responses + r.connection_errors + r.timeouts;
+        c.ok += r.ok();
+        c.errors_5xx += r.server_errors();
+        c.dropped += r.dropped;
+        c.failed += r.connection_errors + r.timeouts;
+    }
+    c
+}
+
+fn publish_once(ctx: &Ctx, live: &LiveStats) {
+    let now = totals(ctx);
+    live.add(&now.minus(&ctx.published.get()));
+    ctx.published.set(now);
+}
+
+async fn publish(ctx: Rc<Ctx>, t0: Instant, offsets: Vec<Duration>, live: Arc<LiveStats>) {
+    let mut tick = tokio::time::interval(LIVE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        publish_once(&ctx, &live);
+        let since = Instant::now().saturating_duration_since(t0);
+        let Some(phase) = offsets.iter().rposition(|&o| o <= since) else {
+            continue;
+        };
+        let in_phase = since.saturating_sub(offsets[phase]);
+        // The last complete second: the current one is still filling.
+        if let Some(prev) = in_phase.checked_sub(Duration::from_secs(1)) {
+            let p90 = ctx.recorders.borrow()[phase].second_p90_us(prev);
+            if p90 > 0 {
+                live.set_p90_us(p90);
+            }
+        }
+    }
+}
