@@ -1,1 +1,13 @@
-//! (to be written)
+//! The Prometheus side of slocheck: rule files, their time-scaled copies, a
+//! managed Prometheus process, and the HTTP API client used to verify a run.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod launcher;
+pub mod preflight;
+pub mod rules;
+pub mod shape;
+pub mod timescale;
+
+pub use rules::{AlertRule, RecordingRule, Rule, RuleFile, RuleGroup, RulesError, load};
