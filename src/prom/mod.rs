@@ -11,3 +11,6 @@ pub mod shape;
 pub mod timescale;
 
 pub use rules::{AlertRule, RecordingRule, Rule, RuleFile, RuleGroup, RulesError, load};
+pub use timescale::{
+    ScaledChange, ScaledFile, min_range, promtool_check, scale_expr, scale_rule_file, write_scaled,
+};
