@@ -14,3 +14,4 @@ pub use rules::{AlertRule, RecordingRule, Rule, RuleFile, RuleGroup, RulesError,
 pub use timescale::{
     ScaledChange, ScaledFile, min_range, promtool_check, scale_expr, scale_rule_file, write_scaled,
 };
+pub use shape::{AlertShape, alert_shape};
