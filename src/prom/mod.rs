@@ -15,3 +15,5 @@ pub use timescale::{
     ScaledChange, ScaledFile, min_range, promtool_check, scale_expr, scale_rule_file, write_scaled,
 };
 pub use shape::{AlertShape, alert_shape};
+pub use client::{ActiveAlert, LoadedRule, PromClient, RuleKind, Sample, Series, TargetInfo};
+pub use error::PromError;
