@@ -17,3 +17,4 @@ pub use timescale::{
 pub use shape::{AlertShape, alert_shape};
 pub use client::{ActiveAlert, LoadedRule, PromClient, RuleKind, Sample, Series, TargetInfo};
 pub use error::PromError;
+pub use launcher::{LaunchConfig, ManagedPrometheus, find_binary, free_loopback_port};
