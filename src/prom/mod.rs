@@ -10,11 +10,12 @@ pub mod rules;
 pub mod shape;
 pub mod timescale;
 
-pub use rules::{AlertRule, RecordingRule, Rule, RuleFile, RuleGroup, RulesError, load};
-pub use timescale::{
-    ScaledChange, ScaledFile, min_range, promtool_check, scale_expr, scale_rule_file, write_scaled,
-};
-pub use shape::{AlertShape, alert_shape};
 pub use client::{ActiveAlert, LoadedRule, PromClient, RuleKind, Sample, Series, TargetInfo};
 pub use error::PromError;
 pub use launcher::{LaunchConfig, ManagedPrometheus, find_binary, free_loopback_port};
+pub use preflight::preflight;
+pub use rules::{AlertRule, RecordingRule, Rule, RuleFile, RuleGroup, RulesError, load};
+pub use shape::{AlertShape, alert_shape};
+pub use timescale::{
+    ScaledChange, ScaledFile, min_range, promtool_check, scale_expr, scale_rule_file, write_scaled,
+};
