@@ -164,7 +164,9 @@ impl PromClient {
         let result = data.get("result").unwrap_or(&Value::Null);
         match data.get("resultType").and_then(Value::as_str) {
             Some("vector") => {
-                let items = result.as_array().ok_or_else(|| self.not_prometheus("vector result is not a list"))?;
+                let items = result
+                    .as_array()
+                    .ok_or_else(|| self.not_prometheus("vector result is not a list"))?;
                 items
                     .iter()
                     .map(|item| {
@@ -181,7 +183,8 @@ impl PromClient {
                     .collect()
             }
             Some("scalar") => {
-                let (_, value) = point(result).ok_or_else(|| self.not_prometheus("scalar result has no value"))?;
+                let (_, value) = point(result)
+                    .ok_or_else(|| self.not_prometheus("scalar result has no value"))?;
                 Ok(vec![Sample {
                     labels: BTreeMap::new(),
                     value,
@@ -191,7 +194,9 @@ impl PromClient {
                 url: self.base.to_string(),
                 expr: expr.into(),
                 error_type: "unsupported_result".into(),
-                message: format!("an instant query returned a {other}, expected a vector or scalar"),
+                message: format!(
+                    "an instant query returned a {other}, expected a vector or scalar"
+                ),
             }),
             None => Err(self.not_prometheus("query result has no resultType")),
         }
@@ -265,7 +270,12 @@ impl PromClient {
         let mut out = Vec::new();
         for g in groups {
             let group = str_field(g, "name");
-            for r in g.get("rules").and_then(Value::as_array).into_iter().flatten() {
+            for r in g
+                .get("rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let kind = match r.get("type").and_then(Value::as_str) {
                     Some("alerting") => RuleKind::Alerting,
                     _ => RuleKind::Recording,
@@ -278,7 +288,10 @@ impl PromClient {
                     last_error: str_field(r, "lastError"),
                     query: str_field(r, "query"),
                     duration: Duration::from_secs_f64(
-                        r.get("duration").and_then(Value::as_f64).unwrap_or(0.0).max(0.0),
+                        r.get("duration")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(0.0)
+                            .max(0.0),
                     ),
                 });
             }
@@ -299,8 +312,16 @@ impl PromClient {
                 ActiveAlert {
                     name: labels.get("alertname").cloned().unwrap_or_default(),
                     state: str_field(a, "state"),
-                    active_at: a.get("activeAt").and_then(Value::as_str).and_then(|t| humantime::parse_rfc3339(t).or_else(|_| humantime::parse_rfc3339_weak(t)).ok()),
-                    value: a.get("value").and_then(Value::as_str).and_then(parse_value).unwrap_or(f64::NAN),
+                    active_at: a.get("activeAt").and_then(Value::as_str).and_then(|t| {
+                        humantime::parse_rfc3339(t)
+                            .or_else(|_| humantime::parse_rfc3339_weak(t))
+                            .ok()
+                    }),
+                    value: a
+                        .get("value")
+                        .and_then(Value::as_str)
+                        .and_then(parse_value)
+                        .unwrap_or(f64::NAN),
                     labels,
                 }
             })
@@ -334,7 +355,9 @@ impl PromClient {
                 Ok(samples) if !samples.is_empty() => return Ok(()),
                 Ok(_) => {}
                 // The API itself failing is not "target down": say so at once.
-                Err(e @ (PromError::NotPrometheus { .. } | PromError::Query { .. })) => return Err(e),
+                Err(e @ (PromError::NotPrometheus { .. } | PromError::Query { .. })) => {
+                    return Err(e);
+                }
                 Err(e) => last_problem = e.to_string(),
             }
             if started.elapsed() >= timeout {
@@ -350,11 +373,18 @@ impl PromClient {
                 let mine: Vec<_> = targets.iter().filter(|t| t.job == job).collect();
                 if mine.is_empty() {
                     let jobs: Vec<_> = targets.iter().map(|t| t.job.as_str()).collect();
-                    format!("prometheus has no active target with job {job:?} (jobs: {})", list_or_none(&jobs))
+                    format!(
+                        "prometheus has no active target with job {job:?} (jobs: {})",
+                        list_or_none(&jobs)
+                    )
                 } else {
                     mine.iter()
                         .map(|t| {
-                            let err = if t.last_error.is_empty() { "no error recorded".into() } else { t.last_error.clone() };
+                            let err = if t.last_error.is_empty() {
+                                "no error recorded".into()
+                            } else {
+                                t.last_error.clone()
+                            };
                             format!("{} is {}: {err}", t.scrape_url, t.health)
                         })
                         .collect::<Vec<_>>()
@@ -371,7 +401,12 @@ impl PromClient {
     }
 
     /// GET an API path and unwrap the `{"status": …, "data": …}` envelope.
-    async fn api(&self, path: &str, params: &[(&str, String)], expr: Option<&str>) -> Result<Value, PromError> {
+    async fn api(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        expr: Option<&str>,
+    ) -> Result<Value, PromError> {
         let url = self.url(path, params)?;
         self.with_retries(&url, || self.api_once(&url, expr)).await
     }
@@ -387,11 +422,15 @@ impl PromClient {
             Err(e) => return Attempt::Transient(self.transport_error(&e)),
         };
         let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let envelope = json.as_ref().and_then(|j| j.get("status")).and_then(Value::as_str);
+        let envelope = json
+            .as_ref()
+            .and_then(|j| j.get("status"))
+            .and_then(Value::as_str);
         match envelope {
-            Some("success") if status.is_success() => {
-                Attempt::Done(json.and_then(|mut j| j.get_mut("data").map(Value::take)).unwrap_or(Value::Null))
-            }
+            Some("success") if status.is_success() => Attempt::Done(
+                json.and_then(|mut j| j.get_mut("data").map(Value::take))
+                    .unwrap_or(Value::Null),
+            ),
             Some("error") => {
                 let j = json.as_ref();
                 let error_type = j.map(|j| str_field(j, "errorType")).unwrap_or_default();
@@ -403,21 +442,34 @@ impl PromClient {
                     message,
                 };
                 // "unavailable" (e.g. still starting) may pass; a bad query never will.
-                if status.is_server_error() && error_type != "bad_data" && error_type != "execution" {
+                if status.is_server_error() && error_type != "bad_data" && error_type != "execution"
+                {
                     Attempt::Transient(err)
                 } else {
                     Attempt::Fatal(err)
                 }
             }
-            _ if status.is_server_error() => Attempt::Transient(self.unavailable(status, snippet(&body))),
+            _ if status.is_server_error() => {
+                Attempt::Transient(self.unavailable(status, snippet(&body)))
+            }
             _ => Attempt::Fatal(PromError::NotPrometheus {
                 url: self.base.to_string(),
                 detail: if status == StatusCode::NOT_FOUND {
                     format!("GET {} answered 404 Not Found", url.path())
                 } else if json.is_none() {
-                    format!("GET {} answered HTTP {} with a body that is not JSON: {}", url.path(), status.as_u16(), snippet(&body))
+                    format!(
+                        "GET {} answered HTTP {} with a body that is not JSON: {}",
+                        url.path(),
+                        status.as_u16(),
+                        snippet(&body)
+                    )
                 } else {
-                    format!("GET {} answered HTTP {} with JSON lacking the API envelope: {}", url.path(), status.as_u16(), snippet(&body))
+                    format!(
+                        "GET {} answered HTTP {} with JSON lacking the API envelope: {}",
+                        url.path(),
+                        status.as_u16(),
+                        snippet(&body)
+                    )
                 },
             }),
         }
@@ -449,7 +501,9 @@ impl PromClient {
                 elapsed: started.elapsed(),
                 per_request: self.timeout,
             },
-            Some(PromError::Unavailable { url, status, body, .. }) => PromError::Unavailable {
+            Some(PromError::Unavailable {
+                url, status, body, ..
+            }) => PromError::Unavailable {
                 url,
                 status,
                 attempts: ATTEMPTS,
@@ -518,7 +572,10 @@ fn snippet(body: &[u8]) -> String {
 }
 
 fn str_field(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn labels(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -558,11 +615,17 @@ fn unix_secs(t: SystemTime) -> String {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn list_or_none(items: &[&str]) -> String {
-    if items.is_empty() { "none".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -585,10 +648,19 @@ mod tests {
 
     #[test]
     fn base_url_keeps_prefix_and_rejects_non_http() {
-        let c = PromClient::new(Url::parse("http://127.0.0.1:9090/prom").expect("url"), Duration::from_secs(1))
-            .expect("client");
-        assert_eq!(c.url("api/v1/query", &[]).expect("join").as_str(), "http://127.0.0.1:9090/prom/api/v1/query");
-        let bad = PromClient::new(Url::parse("ftp://127.0.0.1/").expect("url"), Duration::from_secs(1));
+        let c = PromClient::new(
+            Url::parse("http://127.0.0.1:9090/prom").expect("url"),
+            Duration::from_secs(1),
+        )
+        .expect("client");
+        assert_eq!(
+            c.url("api/v1/query", &[]).expect("join").as_str(),
+            "http://127.0.0.1:9090/prom/api/v1/query"
+        );
+        let bad = PromClient::new(
+            Url::parse("ftp://127.0.0.1/").expect("url"),
+            Duration::from_secs(1),
+        );
         assert!(matches!(bad, Err(PromError::BadUrl { .. })));
     }
 

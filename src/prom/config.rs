@@ -66,7 +66,10 @@ impl PromConfig {
                 scrape_timeout: format_duration(timeout),
                 evaluation_interval: format_duration(evaluation_interval),
             },
-            rule_files: rule_files.iter().map(|p| absolute(p).display().to_string()).collect(),
+            rule_files: rule_files
+                .iter()
+                .map(|p| absolute(p).display().to_string())
+                .collect(),
             scrape_configs: vec![ScrapeConfig {
                 job_name: job.into(),
                 metrics_path: metrics_path.into(),
@@ -134,7 +137,15 @@ mod tests {
 
     #[test]
     fn no_alertmanagers_means_no_alerting_section() {
-        let cfg = PromConfig::new(Duration::from_secs(15), Duration::from_secs(15), "j", &[], "/metrics", &[], &[]);
+        let cfg = PromConfig::new(
+            Duration::from_secs(15),
+            Duration::from_secs(15),
+            "j",
+            &[],
+            "/metrics",
+            &[],
+            &[],
+        );
         let yaml = cfg.to_yaml().expect("yaml");
         assert!(!yaml.contains("alerting"), "{yaml}");
         assert!(yaml.contains("scrape_timeout: 10s"), "{yaml}");

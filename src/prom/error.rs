@@ -14,7 +14,9 @@ pub enum PromError {
     BadUrl { url: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("prometheus at {url} is unreachable: {reason} (hint: is it running and listening there? check --prometheus-url)")]
+    #[error(
+        "prometheus at {url} is unreachable: {reason} (hint: is it running and listening there? check --prometheus-url)"
+    )]
     Unreachable {
         url: String,
         reason: String,
@@ -30,7 +32,11 @@ pub enum PromError {
         error_type: String,
         message: String,
     },
-    #[error("prometheus at {url} did not answer within {} ({attempts} attempts, each limited to {}) (hint: it may be overloaded; raise the timeout)", secs(elapsed), secs(per_request))]
+    #[error(
+        "prometheus at {url} did not answer within {} ({attempts} attempts, each limited to {}) (hint: it may be overloaded; raise the timeout)",
+        secs(elapsed),
+        secs(per_request)
+    )]
     Timeout {
         url: String,
         attempts: u32,
@@ -44,7 +50,10 @@ pub enum PromError {
         attempts: u32,
         body: String,
     },
-    #[error("target of job {job:?} is not up after {}: {detail} (hint: check that the target is listening and serves metrics)", secs(waited))]
+    #[error(
+        "target of job {job:?} is not up after {}: {detail} (hint: check that the target is listening and serves metrics)",
+        secs(waited)
+    )]
     TargetNotUp {
         job: String,
         waited: Duration,
@@ -54,7 +63,9 @@ pub enum PromError {
     Cancelled(&'static str),
     #[error("prometheus at {url} is missing what the scenario needs: {}", missing.join("; "))]
     Preflight { url: String, missing: Vec<String> },
-    #[error("prometheus not found: {searched} (hint: run ci/setup.sh, pass --prometheus-bin, or use an external one with --prometheus-url)")]
+    #[error(
+        "prometheus not found: {searched} (hint: run ci/setup.sh, pass --prometheus-bin, or use an external one with --prometheus-url)"
+    )]
     BinaryNotFound { searched: String },
     #[error("{} is prometheus {found}, but slocheck needs >= {required} (hint: run ci/setup.sh or pass --prometheus-bin)", path.display())]
     BinaryTooOld {
@@ -85,7 +96,10 @@ pub enum PromError {
         when: &'static str,
         log_tail: String,
     },
-    #[error("managed prometheus at {url} was not ready after {}; last log lines:\n{log_tail}", secs(waited))]
+    #[error(
+        "managed prometheus at {url} was not ready after {}; last log lines:\n{log_tail}",
+        secs(waited)
+    )]
     NotReady {
         url: String,
         waited: Duration,

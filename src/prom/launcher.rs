@@ -31,7 +31,9 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Prometheus binary: `explicit`, else `$SLOCHECK_PROMETHEUS_BIN`, else
 /// `prometheus` on PATH; checked to be a Prometheus ≥ 2.42.0.
 pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, PromError> {
-    let env = std::env::var_os(ENV_BIN).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = std::env::var_os(ENV_BIN)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     let path = match (explicit, env) {
         (Some(p), _) => resolve_given(p, "--prometheus-bin")?,
         (None, Some(p)) => resolve_given(&p, ENV_BIN)?,
@@ -56,7 +58,11 @@ pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, PromError> {
 
 fn resolve_given(p: &Path, from: &str) -> Result<PathBuf, PromError> {
     // A bare name ("prometheus-2.50") is looked up on PATH like a shell would.
-    let found = if p.components().count() == 1 { which::which(p).ok() } else { None };
+    let found = if p.components().count() == 1 {
+        which::which(p).ok()
+    } else {
+        None
+    };
     let path = found.unwrap_or_else(|| p.to_path_buf());
     if path.is_file() {
         Ok(path)
@@ -83,7 +89,9 @@ fn version_output(bin: &Path) -> Result<String, PromError> {
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() < VERSION_TIMEOUT => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if started.elapsed() < VERSION_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -96,7 +104,13 @@ fn version_output(bin: &Path) -> Result<String, PromError> {
     }
     // Old Prometheus versions print the version on stderr.
     let mut text = String::new();
-    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>), child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>)].into_iter().flatten() {
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let _ = pipe.take(64 * 1024).read_to_string(&mut text);
     }
     Ok(text)
@@ -104,9 +118,14 @@ fn version_output(bin: &Path) -> Result<String, PromError> {
 
 /// `prometheus, version 2.42.0+ds (branch: …)` → (2, 42, 0).
 pub fn parse_version(output: &str) -> Option<(u32, u32, u32)> {
-    let line = output.lines().find(|l| l.trim_start().starts_with("prometheus, version "))?;
+    let line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("prometheus, version "))?;
     let rest = line.trim_start().strip_prefix("prometheus, version ")?;
-    let core: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let core: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let mut parts = core.split('.').map(|p| p.parse::<u32>());
     let major = parts.next()?.ok()?;
     let minor = parts.next()?.ok()?;
@@ -148,12 +167,18 @@ pub struct ManagedPrometheus {
 
 impl std::fmt::Debug for ManagedPrometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagedPrometheus").field("pid", &self.pid).field("url", &self.url.as_str()).finish()
+        f.debug_struct("ManagedPrometheus")
+            .field("pid", &self.pid)
+            .field("url", &self.url.as_str())
+            .finish()
     }
 }
 
 impl ManagedPrometheus {
-    pub async fn start(cfg: LaunchConfig, cancel: &CancellationToken) -> Result<ManagedPrometheus, PromError> {
+    pub async fn start(
+        cfg: LaunchConfig,
+        cancel: &CancellationToken,
+    ) -> Result<ManagedPrometheus, PromError> {
         let io = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| PromError::Io { what, path, source }
@@ -180,7 +205,8 @@ impl ManagedPrometheus {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_loopback_port().map_err(io("find a free port on", Path::new("127.0.0.1")))?;
+            let port =
+                free_loopback_port().map_err(io("find a free port on", Path::new("127.0.0.1")))?;
             let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
             let mut managed = Self::spawn(&cfg.bin, &config_path, &data_dir, &log_path, port)?;
             match managed.wait_ready(cancel).await {
@@ -199,15 +225,27 @@ impl ManagedPrometheus {
         }
     }
 
-    fn spawn(bin: &Path, config: &Path, data: &Path, log_path: &Path, port: u16) -> Result<ManagedPrometheus, PromError> {
+    fn spawn(
+        bin: &Path,
+        config: &Path,
+        data: &Path,
+        log_path: &Path,
+        port: u16,
+    ) -> Result<ManagedPrometheus, PromError> {
         let log = File::options()
             .create(true)
             .append(true)
             .open(log_path)
-            .map_err(|source| PromError::Io { what: "open the log file", path: log_path.to_path_buf(), source })?;
-        let log_err = log
-            .try_clone()
-            .map_err(|source| PromError::Io { what: "open the log file", path: log_path.to_path_buf(), source })?;
+            .map_err(|source| PromError::Io {
+                what: "open the log file",
+                path: log_path.to_path_buf(),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| PromError::Io {
+            what: "open the log file",
+            path: log_path.to_path_buf(),
+            source,
+        })?;
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
@@ -224,14 +262,25 @@ impl ManagedPrometheus {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
             });
         }
-        let (child, keeper) = spawn_kept(cmd).map_err(|source| PromError::Spawn { path: bin.to_path_buf(), source })?;
-        let pid = child.id();
-        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| PromError::BadUrl {
-            url: format!("http://127.0.0.1:{port}/"),
-            reason: e.to_string(),
+        let (child, keeper) = spawn_kept(cmd).map_err(|source| PromError::Spawn {
+            path: bin.to_path_buf(),
+            source,
         })?;
+        let pid = child.id();
+        let url =
+            Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| PromError::BadUrl {
+                url: format!("http://127.0.0.1:{port}/"),
+                reason: e.to_string(),
+            })?;
         let client = PromClient::new(url.clone(), Duration::from_secs(10))?;
-        Ok(ManagedPrometheus { child: Some(child), pid, url, client, log_path: log_path.to_path_buf(), keeper: Some(keeper) })
+        Ok(ManagedPrometheus {
+            child: Some(child),
+            pid,
+            url,
+            client,
+            log_path: log_path.to_path_buf(),
+            keeper: Some(keeper),
+        })
     }
 
     async fn wait_ready(&mut self, cancel: &CancellationToken) -> Result<(), PromError> {
@@ -240,7 +289,10 @@ impl ManagedPrometheus {
             .no_proxy()
             .build()
             .map_err(PromError::Client)?;
-        let ready_url = self.url.join("-/ready").map_err(|e| PromError::BadUrl { url: self.url.to_string(), reason: e.to_string() })?;
+        let ready_url = self.url.join("-/ready").map_err(|e| PromError::BadUrl {
+            url: self.url.to_string(),
+            reason: e.to_string(),
+        })?;
         let started = Instant::now();
         while started.elapsed() < READY_TIMEOUT {
             self.check_alive_when("before it was ready")?;
@@ -254,7 +306,11 @@ impl ManagedPrometheus {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
-        Err(PromError::NotReady { url: self.url.to_string(), waited: READY_TIMEOUT, log_tail: self.log_tail(20) })
+        Err(PromError::NotReady {
+            url: self.url.to_string(),
+            waited: READY_TIMEOUT,
+            log_tail: self.log_tail(20),
+        })
     }
 
     pub fn url(&self) -> &Url {
@@ -289,7 +345,11 @@ impl ManagedPrometheus {
         };
         match status {
             None => Ok(()),
-            Some(status) => Err(PromError::Exited { status, when, log_tail: self.log_tail(20) }),
+            Some(status) => Err(PromError::Exited {
+                status,
+                when,
+                log_tail: self.log_tail(20),
+            }),
         }
     }
 
@@ -301,14 +361,18 @@ impl ManagedPrometheus {
 
     /// SIGTERM, up to 5 s for a clean shutdown, then SIGKILL; always reaped.
     pub async fn stop(mut self) -> Result<(), PromError> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         let result = if let Ok(None) = child.try_wait() {
             let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
             let started = Instant::now();
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break Ok(()),
-                    Ok(None) if started.elapsed() < STOP_GRACE => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(None) if started.elapsed() < STOP_GRACE => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
                     Ok(None) => {
                         let _ = child.kill();
                         break child.wait().map(|_| ());
@@ -320,7 +384,11 @@ impl ManagedPrometheus {
             Ok(())
         };
         self.keeper.take();
-        result.map_err(|source| PromError::Io { what: "stop prometheus with pid", path: PathBuf::from(self.pid.to_string()), source })
+        result.map_err(|source| PromError::Io {
+            what: "stop prometheus with pid",
+            path: PathBuf::from(self.pid.to_string()),
+            source,
+        })
     }
 }
 
@@ -340,15 +408,17 @@ impl Drop for ManagedPrometheus {
 fn spawn_kept(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>), std::io::Error> {
     let (child_tx, child_rx) = mpsc::channel();
     let (keep_tx, keep_rx) = mpsc::channel::<()>();
-    std::thread::Builder::new().name("prometheus-keeper".into()).spawn(move || {
-        let spawned = cmd.spawn();
-        let ok = spawned.is_ok();
-        let _ = child_tx.send(spawned);
-        if ok {
-            // Returns when the sender is dropped: the child is gone by then.
-            let _ = keep_rx.recv();
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("prometheus-keeper".into())
+        .spawn(move || {
+            let spawned = cmd.spawn();
+            let ok = spawned.is_ok();
+            let _ = child_tx.send(spawned);
+            if ok {
+                // Returns when the sender is dropped: the child is gone by then.
+                let _ = keep_rx.recv();
+            }
+        })?;
     let child = child_rx
         .recv()
         .map_err(|_| std::io::Error::other("the spawning thread ended without a result"))??;
@@ -366,7 +436,9 @@ fn describe(status: ExitStatus) -> String {
 
 /// Up to `max` bytes from the end of the log, starting no earlier than `from`.
 fn read_tail(path: &Path, from: u64, max: u64) -> String {
-    let Ok(mut f) = File::open(path) else { return String::new() };
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let start = from.max(len.saturating_sub(max));
     if f.seek(SeekFrom::Start(start)).is_err() {
@@ -383,9 +455,20 @@ mod tests {
 
     #[test]
     fn versions_parse() {
-        assert_eq!(parse_version("prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5)\n  build user: x"), Some((2, 42, 0)));
-        assert_eq!(parse_version("prometheus, version 3.1.0 (branch: HEAD)"), Some((3, 1, 0)));
-        assert_eq!(parse_version("prometheus, version 2.30.0"), Some((2, 30, 0)));
+        assert_eq!(
+            parse_version(
+                "prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5)\n  build user: x"
+            ),
+            Some((2, 42, 0))
+        );
+        assert_eq!(
+            parse_version("prometheus, version 3.1.0 (branch: HEAD)"),
+            Some((3, 1, 0))
+        );
+        assert_eq!(
+            parse_version("prometheus, version 2.30.0"),
+            Some((2, 30, 0))
+        );
         assert_eq!(parse_version("prometheus, version 2.45"), Some((2, 45, 0)));
         assert_eq!(parse_version("alertmanager, version 0.25.0"), None);
         assert_eq!(parse_version("prometheus, version x"), None);

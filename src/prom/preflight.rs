@@ -22,20 +22,34 @@ pub async fn preflight(
         .filter(|t| t.job == job_or_target || t.scrape_url.contains(job_or_target))
         .collect();
     if mine.is_empty() {
-        let known: Vec<_> = targets.iter().map(|t| format!("{} ({})", t.job, t.scrape_url)).collect();
+        let known: Vec<_> = targets
+            .iter()
+            .map(|t| format!("{} ({})", t.job, t.scrape_url))
+            .collect();
         missing.push(format!(
             "no active target matches {job_or_target:?} (targets: {})",
-            if known.is_empty() { "none".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
         ));
     } else if !mine.iter().any(|t| t.health == "up") {
         let detail: Vec<_> = mine
             .iter()
             .map(|t| {
-                let why = if t.last_error.is_empty() { "not scraped yet".into() } else { t.last_error.clone() };
+                let why = if t.last_error.is_empty() {
+                    "not scraped yet".into()
+                } else {
+                    t.last_error.clone()
+                };
                 format!("{} is {}: {why}", t.scrape_url, t.health)
             })
             .collect();
-        missing.push(format!("target {job_or_target:?} is not up ({})", detail.join("; ")));
+        missing.push(format!(
+            "target {job_or_target:?} is not up ({})",
+            detail.join("; ")
+        ));
     }
 
     let absent: Vec<&str> = required_rules
@@ -49,8 +63,14 @@ pub async fn preflight(
             absent.join(", ")
         ));
     }
-    for r in rules.iter().filter(|r| required_rules.contains(&r.name) && r.health == "err") {
-        missing.push(format!("rule {} fails to evaluate: {}", r.name, r.last_error));
+    for r in rules
+        .iter()
+        .filter(|r| required_rules.contains(&r.name) && r.health == "err")
+    {
+        missing.push(format!(
+            "rule {} fails to evaluate: {}",
+            r.name, r.last_error
+        ));
     }
 
     if missing.is_empty() {

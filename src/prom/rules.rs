@@ -328,9 +328,8 @@ fn resolve_rule(
     let duration = |field: &str, value: Option<Spanned<String>>| -> Result<Duration, RulesError> {
         match value {
             None => Ok(Duration::ZERO),
-            Some(s) => parse_duration(&s.value).map_err(|m| {
-                invalid(s.referenced.line(), at.clone(), format!("{field}: {m}"))
-            }),
+            Some(s) => parse_duration(&s.value)
+                .map_err(|m| invalid(s.referenced.line(), at.clone(), format!("{field}: {m}"))),
         }
     };
     match kind {
@@ -389,13 +388,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut millis: u64 = 0;
     let mut next_unit = 0;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         let after = &rest[digits..];
-        let unit_len = if after.starts_with("ms") { 2 } else { after.chars().next().map_or(0, char::len_utf8) };
+        let unit_len = if after.starts_with("ms") {
+            2
+        } else {
+            after.chars().next().map_or(0, char::len_utf8)
+        };
         let unit = &after[..unit_len];
         let idx = UNITS[next_unit..]
             .iter()
@@ -465,7 +470,12 @@ mod tests {
         let a = f.alert("A").expect("alert A");
         assert_eq!(a.for_, Duration::from_secs(90));
         assert_eq!(a.keep_firing_for, Duration::from_secs(120));
-        assert_eq!(f.recording_rules().next().map(|r| r.labels["team"].as_str()), Some("x"));
+        assert_eq!(
+            f.recording_rules()
+                .next()
+                .map(|r| r.labels["team"].as_str()),
+            Some("x")
+        );
     }
 
     #[test]
@@ -489,14 +499,18 @@ mod tests {
         let err = parse("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        fore: 5m\n")
             .expect_err("unknown field");
         let text = err.to_string();
-        assert!(text.starts_with("rules/alerts.yml:6: invalid rule file YAML"), "{text}");
+        assert!(
+            text.starts_with("rules/alerts.yml:6: invalid rule file YAML"),
+            "{text}"
+        );
         assert!(text.contains("fore"), "{text}");
         assert!(!text.contains('\n'), "{text}");
     }
 
     #[test]
     fn unknown_group_field_is_rejected() {
-        let err = parse("groups:\n  - name: g\n    intervall: 1m\n    rules: []\n").expect_err("unknown");
+        let err =
+            parse("groups:\n  - name: g\n    intervall: 1m\n    rules: []\n").expect_err("unknown");
         assert!(err.to_string().contains("intervall"), "{err}");
     }
 
@@ -505,11 +519,19 @@ mod tests {
         let err = parse("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        for: 5 minutes\n")
             .expect_err("bad for");
         let text = err.to_string();
-        assert!(text.contains("group \"g\", alert \"A\": for: invalid duration \"5 minutes\""), "{text}");
+        assert!(
+            text.contains("group \"g\", alert \"A\": for: invalid duration \"5 minutes\""),
+            "{text}"
+        );
         assert!(text.starts_with("rules/alerts.yml:6:"), "{text}");
 
-        let err = parse("groups:\n  - name: g\n    interval: 0s\n    rules: []\n").expect_err("zero");
-        assert!(err.to_string().contains("group \"g\": interval: invalid duration \"0s\": must be greater than 0"), "{err}");
+        let err =
+            parse("groups:\n  - name: g\n    interval: 0s\n    rules: []\n").expect_err("zero");
+        assert!(
+            err.to_string()
+                .contains("group \"g\": interval: invalid duration \"0s\": must be greater than 0"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -524,9 +546,24 @@ mod tests {
             ("1y", 31_536_000_000),
         ];
         for (text, ms) in ok {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
-        for text in ["", "5", "m", "5 m", "1s1m", "1.5m", "-1s", "5mm", "1ms1s", "99999999999999999999y"] {
+        for text in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "1s1m",
+            "1.5m",
+            "-1s",
+            "5mm",
+            "1ms1s",
+            "99999999999999999999y",
+        ] {
             assert!(parse_duration(text).is_err(), "{text:?} should be rejected");
         }
     }
@@ -544,20 +581,32 @@ mod tests {
             .expect_err("both");
         assert!(both.to_string().contains("not both"), "{both}");
         let none = parse("groups:\n  - name: g\n    rules:\n      - expr: up\n").expect_err("none");
-        assert!(none.to_string().contains("neither `record` nor `alert`"), "{none}");
+        assert!(
+            none.to_string().contains("neither `record` nor `alert`"),
+            "{none}"
+        );
     }
 
     #[test]
     fn recording_rule_rejects_alert_only_fields() {
         let err = parse("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n        for: 1m\n")
             .expect_err("for on record");
-        assert!(err.to_string().contains("`for` is only allowed on alerting rules"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`for` is only allowed on alerting rules"),
+            "{err}"
+        );
     }
 
     #[test]
     fn duplicate_group_is_rejected() {
-        let err = parse("groups:\n  - name: g\n    rules: []\n  - name: g\n    rules: []\n").expect_err("dup");
-        assert!(err.to_string().contains("rules/alerts.yml:4: group \"g\": group name is used twice"), "{err}");
+        let err = parse("groups:\n  - name: g\n    rules: []\n  - name: g\n    rules: []\n")
+            .expect_err("dup");
+        assert!(
+            err.to_string()
+                .contains("rules/alerts.yml:4: group \"g\": group name is used twice"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -572,7 +621,13 @@ mod tests {
 
     #[test]
     fn not_yaml_is_an_error_not_a_panic() {
-        for text in ["", "groups: [", "- a\n- b\n", "groups:\n  - name: [1, 2]\n", "\u{0}\u{1}"] {
+        for text in [
+            "",
+            "groups: [",
+            "- a\n- b\n",
+            "groups:\n  - name: [1, 2]\n",
+            "\u{0}\u{1}",
+        ] {
             assert!(parse(text).is_err(), "{text:?} should be rejected");
         }
     }

@@ -68,7 +68,9 @@ mod tests {
     #[test]
     fn shipped_alerts() {
         assert_eq!(
-            shape(r#"sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05"#),
+            shape(
+                r#"sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05"#
+            ),
             (Some(0.05), Some(300_000))
         );
         assert_eq!(
@@ -89,7 +91,11 @@ mod tests {
             ("x > y", None, None),
             ("x == 0", None, None),
             ("up", None, None),
-            ("max_over_time(rate(x[1m])[1h:1m]) > 2", Some(2.0), Some(3_600_000)),
+            (
+                "max_over_time(rate(x[1m])[1h:1m]) > 2",
+                Some(2.0),
+                Some(3_600_000),
+            ),
             ("rate(a[5m]) > 1 and rate(b[10m]) > 2", None, Some(600_000)),
             ("sum(", None, None),
             ("", None, None),

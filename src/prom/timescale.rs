@@ -49,7 +49,11 @@ pub fn scale_duration(d: Duration, factor: f64) -> Duration {
     }
     let ms = (d.as_secs_f64() * 1000.0 / factor).round();
     // Saturating: a tiny factor on a huge range must not wrap around.
-    let ms = if ms >= u64::MAX as f64 { u64::MAX } else { ms as u64 };
+    let ms = if ms >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        ms as u64
+    };
     Duration::from_millis(ms.max(1))
 }
 
@@ -70,7 +74,10 @@ pub fn scale_expr(expr: &str, factor: f64) -> Result<String, RulesError> {
         }),
         Err(m) => Err(RulesError::Expr {
             expr: expr.into(),
-            message: format!("rewritten form {printed:?} is not valid PromQL: {}", one_line(&m)),
+            message: format!(
+                "rewritten form {printed:?} is not valid PromQL: {}",
+                one_line(&m)
+            ),
         }),
     }
 }
@@ -366,7 +373,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// PATH; `Some(Err(output))` when it rejects a file.
 pub fn promtool_check(paths: &[PathBuf]) -> Option<Result<(), String>> {
     let bin = which::which("promtool").ok()?;
-    let output = Command::new(bin).arg("check").arg("rules").args(paths).output();
+    let output = Command::new(bin)
+        .arg("check")
+        .arg("rules")
+        .args(paths)
+        .output();
     Some(match output {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!(
