@@ -1,0 +1,395 @@
+//! Rewrites rule files for `time_scale`: every time window in the PromQL
+//! (range selectors, subquery ranges and steps, offsets) and every rule
+//! timing (`for`, `keep_firing_for`, group `interval`) is divided by the
+//! factor, through the PromQL AST — never by text substitution.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use promql_parser::parser::{self, Expr, Offset};
+use serde::Serialize;
+
+use super::rules::{Rule, RuleFile, RulesError, format_duration, one_line};
+
+/// One value the rewrite changed, for the run report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScaledChange {
+    pub group: String,
+    /// Rule name; empty for a group-level field (`interval`).
+    pub rule: String,
+    /// `expr`, `for`, `keep_firing_for` or `interval`.
+    pub field: String,
+    pub original: String,
+    pub scaled: String,
+}
+
+/// A scaled copy written for one input file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScaledFile {
+    pub original: PathBuf,
+    pub scaled: PathBuf,
+    pub changes: Vec<ScaledChange>,
+}
+
+fn check_factor(factor: f64) -> Result<(), RulesError> {
+    if factor.is_finite() && factor > 0.0 {
+        Ok(())
+    } else {
+        Err(RulesError::Factor { factor })
+    }
+}
+
+/// `d / factor`, rounded to whole milliseconds and never below 1 ms (Prometheus
+/// rejects zero ranges). Zero stays zero: "no `for`" must not become 1 ms.
+pub fn scale_duration(d: Duration, factor: f64) -> Duration {
+    if d.is_zero() {
+        return d;
+    }
+    let ms = (d.as_secs_f64() * 1000.0 / factor).round();
+    // Saturating: a tiny factor on a huge range must not wrap around.
+    let ms = if ms >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        ms as u64
+    };
+    Duration::from_millis(ms.max(1))
+}
+
+/// Divides every range, subquery step and offset in `expr` by `factor` and
+/// prints the result as PromQL. `@` timestamps are absolute and stay as they are.
+pub fn scale_expr(expr: &str, factor: f64) -> Result<String, RulesError> {
+    check_factor(factor)?;
+    let mut ast = parse(expr)?;
+    scale_ast(&mut ast, factor);
+    let printed = ast.to_string();
+    // The printer is promql-parser's; refuse to hand Prometheus anything that
+    // does not read back as the very tree we built.
+    match parser::parse(&printed) {
+        Ok(back) if back == ast => Ok(printed),
+        Ok(_) => Err(RulesError::Expr {
+            expr: expr.into(),
+            message: format!("rewritten form {printed:?} does not parse back to the same query"),
+        }),
+        Err(m) => Err(RulesError::Expr {
+            expr: expr.into(),
+            message: format!(
+                "rewritten form {printed:?} is not valid PromQL: {}",
+                one_line(&m)
+            ),
+        }),
+    }
+}
+
+fn parse(expr: &str) -> Result<Expr, RulesError> {
+    parser::parse(expr).map_err(|m| RulesError::Expr {
+        expr: expr.into(),
+        message: one_line(&m),
+    })
+}
+
+fn scale_offset(offset: &mut Option<Offset>, factor: f64) {
+    if let Some(o) = offset {
+        *o = match o {
+            Offset::Pos(d) => Offset::Pos(scale_duration(*d, factor)),
+            Offset::Neg(d) => Offset::Neg(scale_duration(*d, factor)),
+        };
+    }
+}
+
+fn scale_ast(expr: &mut Expr, factor: f64) {
+    match expr {
+        Expr::Aggregate(a) => {
+            scale_ast(&mut a.expr, factor);
+            if let Some(p) = &mut a.param {
+                scale_ast(p, factor);
+            }
+        }
+        Expr::Unary(u) => scale_ast(&mut u.expr, factor),
+        Expr::Binary(b) => {
+            scale_ast(&mut b.lhs, factor);
+            scale_ast(&mut b.rhs, factor);
+        }
+        Expr::Paren(p) => scale_ast(&mut p.expr, factor),
+        Expr::Subquery(s) => {
+            scale_ast(&mut s.expr, factor);
+            s.range = scale_duration(s.range, factor);
+            // No step: the subquery uses the evaluation interval, which the
+            // caller scales in the Prometheus config, not here.
+            if let Some(step) = &mut s.step {
+                *step = scale_duration(*step, factor);
+            }
+            scale_offset(&mut s.offset, factor);
+        }
+        Expr::VectorSelector(vs) => scale_offset(&mut vs.offset, factor),
+        Expr::MatrixSelector(ms) => {
+            ms.range = scale_duration(ms.range, factor);
+            scale_offset(&mut ms.vs.offset, factor);
+        }
+        Expr::Call(c) => {
+            for arg in &mut c.args.args {
+                scale_ast(arg, factor);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The shortest range window (matrix selector or subquery range) in `expr`.
+pub fn expr_min_range(expr: &str) -> Option<Duration> {
+    let ast = parser::parse(expr).ok()?;
+    let mut ranges = Vec::new();
+    collect_ranges(&ast, &mut ranges);
+    ranges.into_iter().min()
+}
+
+/// The longest range window in `expr` (used for alert timing bounds).
+pub(crate) fn expr_max_range(expr: &str) -> Option<Duration> {
+    let ast = parser::parse(expr).ok()?;
+    let mut ranges = Vec::new();
+    collect_ranges(&ast, &mut ranges);
+    ranges.into_iter().max()
+}
+
+fn collect_ranges(expr: &Expr, out: &mut Vec<Duration>) {
+    match expr {
+        Expr::Aggregate(a) => {
+            collect_ranges(&a.expr, out);
+            if let Some(p) = &a.param {
+                collect_ranges(p, out);
+            }
+        }
+        Expr::Unary(u) => collect_ranges(&u.expr, out),
+        Expr::Binary(b) => {
+            collect_ranges(&b.lhs, out);
+            collect_ranges(&b.rhs, out);
+        }
+        Expr::Paren(p) => collect_ranges(&p.expr, out),
+        Expr::Subquery(s) => {
+            out.push(s.range);
+            collect_ranges(&s.expr, out);
+        }
+        Expr::MatrixSelector(ms) => out.push(ms.range),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_ranges(a, out)),
+        Expr::VectorSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+/// The shortest range window over every rule in the file, so the caller can
+/// refuse a `time_scale` that leaves fewer than two scrapes per window.
+pub fn min_range(file: &RuleFile) -> Option<Duration> {
+    file.rules().filter_map(|r| expr_min_range(r.expr())).min()
+}
+
+// The serialized form mirrors Prometheus' rule-file schema; fields that were
+// absent stay absent so the copy reads like the original.
+#[derive(Serialize)]
+struct OutFile<'a> {
+    groups: Vec<OutGroup<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutGroup<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+    rules: Vec<OutRule<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutRule<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<&'a str>,
+    expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_firing_for: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Scales a whole rule file; returns the new YAML and every change made.
+pub fn scale_rule_file(
+    file: &RuleFile,
+    factor: f64,
+) -> Result<(String, Vec<ScaledChange>), RulesError> {
+    check_factor(factor)?;
+    let mut changes = Vec::new();
+    let mut groups = Vec::with_capacity(file.groups.len());
+    for g in &file.groups {
+        let mut note = |rule: &str, field: &str, original: String, scaled: String| {
+            if original != scaled {
+                changes.push(ScaledChange {
+                    group: g.name.clone(),
+                    rule: rule.into(),
+                    field: field.into(),
+                    original,
+                    scaled,
+                });
+            }
+        };
+        let interval = g.interval.map(|d| {
+            let scaled = format_duration(scale_duration(d, factor));
+            note("", "interval", format_duration(d), scaled.clone());
+            scaled
+        });
+        let mut rules = Vec::with_capacity(g.rules.len());
+        for r in &g.rules {
+            let expr = scale_expr(r.expr(), factor).map_err(|e| RulesError::Invalid {
+                path: file.path.clone(),
+                line: None,
+                at: super::rules::RuleAt {
+                    group: g.name.clone(),
+                    rule: Some((
+                        match r {
+                            Rule::Recording(_) => super::rules::RuleKindName::Record,
+                            Rule::Alert(_) => super::rules::RuleKindName::Alert,
+                        },
+                        r.name().into(),
+                    )),
+                },
+                message: format!("cannot scale: {e}"),
+            })?;
+            // Compare against the canonical print of the unscaled query, so
+            // whitespace-only differences are not reported as changes.
+            let canonical = scale_expr(r.expr(), 1.0).unwrap_or_else(|_| r.expr().to_string());
+            if canonical != expr {
+                note(r.name(), "expr", r.expr().to_string(), expr.clone());
+            }
+            let mut timing = |field: &str, d: Duration| -> Option<String> {
+                if d.is_zero() {
+                    return None;
+                }
+                let scaled = format_duration(scale_duration(d, factor));
+                note(r.name(), field, format_duration(d), scaled.clone());
+                Some(scaled)
+            };
+            rules.push(match r {
+                Rule::Recording(rec) => OutRule {
+                    record: Some(&rec.name),
+                    alert: None,
+                    expr,
+                    for_: None,
+                    keep_firing_for: None,
+                    labels: &rec.labels,
+                    annotations: None,
+                },
+                Rule::Alert(a) => OutRule {
+                    record: None,
+                    alert: Some(&a.name),
+                    expr,
+                    for_: timing("for", a.for_),
+                    keep_firing_for: timing("keep_firing_for", a.keep_firing_for),
+                    labels: &a.labels,
+                    annotations: (!a.annotations.is_empty()).then_some(&a.annotations),
+                },
+            });
+        }
+        groups.push(OutGroup {
+            name: &g.name,
+            interval,
+            limit: g.limit,
+            rules,
+        });
+    }
+    let yaml = serde_saphyr::to_string(&OutFile { groups }).map_err(|e| RulesError::Serialize {
+        path: file.path.clone(),
+        message: one_line(&e.to_string()),
+    })?;
+    let header = format!(
+        "# Generated by slocheck from {} with time_scale {factor}: every window and\n# rule timing divided by {factor}. Do not edit; edit the original.\n",
+        file.path.display()
+    );
+    Ok((header + &yaml, changes))
+}
+
+/// Loads each file, writes its scaled copy into `out_dir` (never touching the
+/// inputs) and reports what changed. Output names keep the input file name;
+/// a clash between two inputs gets a numeric prefix.
+pub fn write_scaled(
+    files: &[PathBuf],
+    factor: f64,
+    out_dir: &Path,
+) -> Result<Vec<ScaledFile>, RulesError> {
+    check_factor(factor)?;
+    std::fs::create_dir_all(out_dir).map_err(|source| RulesError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let mut used = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(files.len());
+    for (i, path) in files.iter().enumerate() {
+        let file = super::rules::load(path)?;
+        let (yaml, changes) = scale_rule_file(&file, factor)?;
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("rules-{i}.yml"));
+        let name = if used.insert(base.clone()) {
+            base
+        } else {
+            format!("{i}-{base}")
+        };
+        used.insert(name.clone());
+        let scaled = out_dir.join(name);
+        if same_file(path, &scaled) {
+            return Err(RulesError::Write {
+                path: scaled,
+                source: std::io::Error::other("output would overwrite the original rule file"),
+            });
+        }
+        std::fs::write(&scaled, yaml).map_err(|source| RulesError::Write {
+            path: scaled.clone(),
+            source,
+        })?;
+        out.push(ScaledFile {
+            original: path.clone(),
+            scaled,
+            changes,
+        });
+    }
+    Ok(out)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Runs `promtool check rules` on `paths`. `None` when promtool is not on
+/// PATH; `Some(Err(output))` when it rejects a file.
+pub fn promtool_check(paths: &[PathBuf]) -> Option<Result<(), String>> {
+    let bin = which::which("promtool").ok()?;
+    let output = Command::new(bin)
+        .arg("check")
+        .arg("rules")
+        .args(paths)
+        .output();
+    Some(match output {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .trim()
+        .to_string()),
+        Err(e) => Err(format!("cannot run promtool: {e}")),
+    })
+}
+
+#[cfg(test)]
+mod tests;
