@@ -77,7 +77,10 @@ pub enum LoadMode {
     Open,
     /// Fixed concurrency: each worker sends its next request when the previous
     /// one finished (plus think time).
-    Closed { concurrency: NonZeroU32, think_time: Duration },
+    Closed {
+        concurrency: NonZeroU32,
+        think_time: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +101,10 @@ pub enum Rate {
     Constant(f64),
     /// Linear from `from` at the phase start to `to` at its end. Both ≥ 0 and
     /// not both 0.
-    Ramp { from: f64, to: f64 },
+    Ramp {
+        from: f64,
+        to: f64,
+    },
 }
 
 impl Rate {
@@ -145,9 +151,15 @@ pub struct LatencyFault {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DelayDist {
     Fixed(Duration),
-    Uniform { min: Duration, max: Duration },
+    Uniform {
+        min: Duration,
+        max: Duration,
+    },
     /// Exponential with the given mean (a long tail), capped at `max`.
-    Exponential { mean: Duration, max: Duration },
+    Exponential {
+        mean: Duration,
+        max: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -182,13 +194,22 @@ pub struct Expectation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExpectKind {
     /// A latency quantile from the Prometheus histogram over a phase.
-    LatencyQuantile { quantile: f64, phase: String, bound: Bound<Duration> },
+    LatencyQuantile {
+        quantile: f64,
+        phase: String,
+        bound: Bound<Duration>,
+    },
     /// The 5xx ratio over a phase.
     ErrorRatio { phase: String, bound: Bound<f64> },
     /// The lifecycle of a named alert over the run.
     Alert(AlertExpectation),
     /// Any PromQL expression, aggregated over a phase and compared.
-    PromQl { expr: String, phase: String, aggregate: Aggregate, bound: Bound<f64> },
+    PromQl {
+        expr: String,
+        phase: String,
+        aggregate: Aggregate,
+        bound: Bound<f64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
