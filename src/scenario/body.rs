@@ -18,9 +18,15 @@ pub fn read_jsonl(path: &Path, shown: &str) -> Result<Vec<Bytes>, String> {
             continue;
         }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            // serde_json's own "at line 1 column N" would misname the line.
+            let msg = e.to_string();
+            let what = msg
+                .rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(w, _)| w);
             return Err(format!(
-                "body file \"{shown}\" line {} is not JSON: {e}",
-                i + 1
+                "body file \"{shown}\" line {} is not JSON: {what} at column {}",
+                i + 1,
+                e.column()
             ));
         }
         bodies.push(Bytes::copy_from_slice(line.as_bytes()));

@@ -62,11 +62,16 @@ impl<'a> Ctx<'a> {
         let n = *v.get_ref();
         match u32::try_from(n) {
             Ok(n) if n > 0 => Some(n),
+            _ if n <= 0 => {
+                self.error(&v.span(), path, format!("{what} must be > 0, got {n}"));
+                None
+            }
             _ => {
+                let max = u32::MAX;
                 self.error(
                     &v.span(),
                     path,
-                    format!("{what} must be between 1 and {}, got {n}", u32::MAX),
+                    format!("{what} must be at most {max}, got {n}"),
                 );
                 None
             }

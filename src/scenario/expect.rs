@@ -151,7 +151,11 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
             "put phase and the bound inside: error_ratio = { phase = \"spike\", below = 0.01 }"
                 .to_string()
         }
-        _ => format!("keys of a {kind} expectation: {}", allowed.join(", ")),
+        _ => format!(
+            "keys of {} {kind} expectation: {}",
+            article(kind),
+            allowed.join(", ")
+        ),
     };
     let mut ok = true;
     for (key, s) in keys {
@@ -160,7 +164,10 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
                 cx.error_hint(
                     &s,
                     &join(path, key),
-                    format!("{key} does not apply to a {kind} expectation"),
+                    format!(
+                        "{key} does not apply to {} {kind} expectation",
+                        article(kind)
+                    ),
                     &hint,
                 );
                 ok = false;
@@ -168,6 +175,14 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
         }
     }
     ok
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn phase_ref(
@@ -193,7 +208,7 @@ fn phase_ref(
             &v.span(),
             path,
             format!("unknown phase \"{}\"", v.get_ref()),
-            &format!("phases: {}", phases.join(", ")),
+            &format!("phases: {}", unique(phases).join(", ")),
         );
         None
     }
@@ -593,4 +608,15 @@ fn promql(
         aggregate,
         bound: bound?,
     })
+}
+
+/// Phase names in order without repeats (duplicates are reported elsewhere).
+fn unique<'a>(phases: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for p in phases {
+        if !out.contains(p) {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -695,6 +695,10 @@ fn resolve_phase(
 ) -> Option<PhasePlan> {
     let mut ok = true;
     let duration = positive_duration(&p.duration, &join(path, "duration"), cx);
+    let faults = match &p.faults {
+        Some(f) => super::faults::resolve_faults(f.get_ref(), &join(path, "faults"), cx),
+        None => Some(FaultSpec::default()),
+    };
     // With a broken [load] the mode is unknown: skip mode-dependent checks
     // rather than report errors that follow from the first one.
     let load = load?;
@@ -752,10 +756,6 @@ fn resolve_phase(
             ok = false;
             None
         }
-    };
-    let faults = match &p.faults {
-        Some(f) => super::faults::resolve_faults(f.get_ref(), &join(path, "faults"), cx),
-        None => Some(FaultSpec::default()),
     };
     match (ok, duration, rate, faults) {
         (true, Some(duration), Some(rate), Some(faults)) => Some(PhasePlan {
