@@ -128,8 +128,11 @@ fn write_timeline(plan: &Plan, s: &mut String) -> std::fmt::Result {
             d(end),
             load
         )?;
-        let share =
-            |ratio: f64| expected.map_or(String::new(), |n| format!(" (~{})", (n * ratio).round()));
+        let share = |ratio: f64| {
+            expected.map_or(String::new(), |n| {
+                format!(" (~{} requests)", (n * ratio).round())
+            })
+        };
         if let Some(e) = ph.faults.error {
             writeln!(
                 s,
