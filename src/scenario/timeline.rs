@@ -178,7 +178,7 @@ fn write_timeline(plan: &Plan, s: &mut String) -> std::fmt::Result {
         } else {
             ""
         };
-        writeln!(s, "  {:<10} {}{extra}", e.id, describe(&e.kind))?;
+        writeln!(s, "  {}: {}{extra}", e.id, describe(&e.kind))?;
     }
     Ok(())
 }
