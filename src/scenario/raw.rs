@@ -152,9 +152,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if t.starts_with('-') {
         return Err(format!("duration must not be negative, got \"{s}\""));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration \"{s}\": {e} (hint: {DURATION_HINT})"))
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration \"{s}\": {e} (hint: {DURATION_HINT})"))?;
+    if d > MAX_DURATION {
+        return Err(format!("duration \"{s}\" is longer than 365 days"));
+    }
+    Ok(d)
 }
+
+/// Longest duration accepted anywhere: keeps every sum and multiple of
+/// durations far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -20,6 +20,8 @@ pub const DEFAULT_BODY: &str = r#"{"features":[5.1,3.5,1.4,0.2]}"#;
 pub const DEFAULT_RULE_FILES: [&str; 2] = ["../rules/recording.yml", "../rules/alerts.yml"];
 /// The header the load generator uses to ask the target for a fault.
 const FAULT_HEADER: &str = "x-slocheck-fault";
+/// Far above what one load generator can send; catches typos like 1e9.
+const MAX_RATE: f64 = 1_000_000.0;
 
 pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, ScenarioSpans)> {
     let file = cx.file;
@@ -661,6 +663,22 @@ fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<LoadDefaults
 fn check_rate(r: &S<RawRate>, path: &str, cx: &mut Ctx<'_>) -> Option<Rate> {
     const HINT: &str = "rates are requests per second; remove the phase or give it a positive rate";
     match *r.get_ref() {
+        RawRate::Constant(v) if v > MAX_RATE => {
+            cx.error(
+                &r.span(),
+                path,
+                format!("rate must be at most {MAX_RATE}, got {v}"),
+            );
+            None
+        }
+        RawRate::Ramp { from, to } if from > MAX_RATE || to > MAX_RATE => {
+            cx.error(
+                &r.span(),
+                path,
+                format!("ramp rates must be at most {MAX_RATE}, got from = {from}, to = {to}"),
+            );
+            None
+        }
         RawRate::Constant(v) if v.is_finite() && v > 0.0 => Some(Rate::Constant(v)),
         RawRate::Constant(v) => {
             cx.error_hint(&r.span(), path, format!("rate must be > 0, got {v}"), HINT);
