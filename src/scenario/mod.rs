@@ -13,6 +13,9 @@ mod raw;
 mod resolve;
 mod timeline;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Diagnostics, Location, ScenarioError};
