@@ -1,1 +1,164 @@
-//! (to be written)
+//! Scenario files: parse the TOML strictly, validate with file:line:col and
+//! key path, and resolve into a typed `Plan`.
+//!
+//! The format is documented in `docs/scenario.md`.
+
+mod body;
+mod ctx;
+mod error;
+mod expect;
+mod faults;
+mod promql;
+mod raw;
+mod resolve;
+mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Diagnostic, Diagnostics, Location, ScenarioError};
+pub use faults::DEFAULT_FAULT_STATUS;
+pub use promql::validate_promql;
+pub use resolve::{DEFAULT_BODY, DEFAULT_RULE_FILES};
+pub use timeline::timeline;
+
+use crate::plan::Plan;
+use ctx::Ctx;
+
+/// A resolved scenario and where its checked-later values were written.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub plan: Plan,
+    pub spans: ScenarioSpans,
+}
+
+/// Source locations the `Plan` does not carry, for checks made after
+/// loading (alert names against the rules, rule files when read).
+#[derive(Debug, Clone, Default)]
+pub struct ScenarioSpans {
+    /// The scenario file as the user typed it.
+    pub file: PathBuf,
+    /// One entry per alert expectation, in `plan.expects` order.
+    pub alert_names: Vec<AlertRef>,
+    /// One per `plan.prometheus.rule_files` entry, same order; defaults
+    /// point at the `[prometheus]` table (or 1:1 when it is absent).
+    pub rule_files: Vec<Located>,
+}
+
+/// Where an `alert = "…"` value was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRef {
+    /// Index into `plan.expects`.
+    pub expect_index: usize,
+    /// e.g. `expect[3].alert`.
+    pub key_path: String,
+    pub name: String,
+    pub location: Location,
+}
+
+/// A key path and the location of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub key_path: String,
+    pub location: Location,
+}
+
+impl ScenarioSpans {
+    /// A diagnostic in the scenario's one-line format, e.g. for an unknown
+    /// alert name: `spans.diagnostic(&a.key_path, a.location, "unknown alert …", Some("alerts in the rule files: …"))`.
+    pub fn diagnostic(
+        &self,
+        key_path: &str,
+        location: Location,
+        message: &str,
+        hint: Option<&str>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: self.file.clone(),
+            location,
+            key_path: key_path.to_string(),
+            message: message.to_string(),
+            hint: hint.map(str::to_string),
+        }
+    }
+}
+
+/// Reads and resolves the scenario at `path`. Relative paths inside it
+/// (body files, rule files) resolve against its folder.
+pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, path)
+}
+
+/// Resolves scenario `text`; `path` is used only in messages and to
+/// resolve relative files. Never panics, whatever the input.
+pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
+    let mut cx = Ctx::new(text, path);
+    let de = match toml::de::Deserializer::parse(text) {
+        Ok(de) => de,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            cx.error_hint(
+                &span,
+                "",
+                format!("invalid TOML: {}", tidy(e.message())),
+                "check the TOML syntax at this point",
+            );
+            return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
+        }
+    };
+    let raw: raw::RawScenario = match serde_path_to_error::deserialize(de) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let key_path = key_path(e.path());
+            let span = e.inner().span().unwrap_or(0..0);
+            let msg = tidy(e.inner().message());
+            cx.error(&span, &key_path, msg);
+            return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
+        }
+    };
+    match resolve::resolve(raw, &mut cx) {
+        Some((plan, spans)) if cx.diags.is_empty() => Ok(Loaded { plan, spans }),
+        _ => {
+            let mut diags = cx.diags;
+            diags.sort_by_key(|d| (d.location.line, d.location.col));
+            Err(ScenarioError::Invalid(Diagnostics(diags)))
+        }
+    }
+}
+
+/// `phase[2].faults.status` from serde's path, with 1-based indexes to match
+/// the expectation ids users see (`expect[1]` is the first table).
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{}]", index + 1)),
+            // toml::Spanned travels as a struct with private keys.
+            Segment::Map { key } if key.starts_with("$__") => {}
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// One line, with serde's Rust type names replaced by words users know.
+fn tidy(msg: &str) -> String {
+    let one = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    one.replace("expected f64", "expected a number")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("expected a boolean", "expected true or false")
+}

@@ -1,0 +1,622 @@
+//! `[[expect]]` tables resolved into `Expectation`s: exactly one kind per
+//! table, bounds typed by kind, phase names checked against the phases.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use super::ctx::{Ctx, join};
+use super::raw::{Dur, RawAggregate, RawExpect, S, parse_duration};
+use super::{AlertRef, validate_promql};
+use crate::plan::*;
+
+const KINDS: &str = "latency_quantile, error_ratio, alert, promql";
+
+pub(super) fn resolve_expects(
+    list: &[S<RawExpect>],
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> (Vec<Expectation>, Vec<AlertRef>) {
+    let mut out = Vec::new();
+    let mut alerts = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (i, e) in list.iter().enumerate() {
+        let path = format!("expect[{}]", i + 1);
+        let span = e.span();
+        let e = e.get_ref();
+        let id = match &e.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                cx.error(&n.span(), &join(&path, "name"), "name must not be empty");
+                continue;
+            }
+            Some(n) => n.get_ref().clone(),
+            None => path.clone(),
+        };
+        if let Some(line) = ids.get(&id) {
+            let at = e.name.as_ref().map_or(span.clone(), S::span);
+            cx.error_hint(
+                &at,
+                &join(&path, "name"),
+                format!("duplicate expectation name \"{id}\""),
+                &format!("names must be unique; the first \"{id}\" is on line {line}"),
+            );
+            continue;
+        }
+        ids.insert(
+            id.clone(),
+            cx.location(&e.name.as_ref().map_or(span.clone(), S::span))
+                .line,
+        );
+
+        let kinds: Vec<(&str, Range<usize>)> = [
+            ("latency_quantile", e.latency_quantile.as_ref().map(S::span)),
+            ("error_ratio", e.error_ratio.as_ref().map(S::span)),
+            ("alert", e.alert.as_ref().map(S::span)),
+            ("promql", e.promql.as_ref().map(S::span)),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+        let kind = match kinds.as_slice() {
+            [(k, _)] => *k,
+            [] => {
+                cx.error_hint(
+                    &span,
+                    &path,
+                    format!("expectation must have exactly one of {KINDS}"),
+                    "add e.g. latency_quantile = 0.9, phase = \"baseline\", below = \"250ms\"",
+                );
+                continue;
+            }
+            [(a, _), (b, s), ..] => {
+                cx.error_hint(
+                    s,
+                    &path,
+                    format!("expectation must have exactly one of {KINDS}, got {a} and {b}"),
+                    "split it into two [[expect]] tables",
+                );
+                continue;
+            }
+        };
+        if !check_keys_apply(e, kind, &path, cx) {
+            continue;
+        }
+        let kind = match kind {
+            "latency_quantile" => latency(e, &path, &span, phases, cx),
+            "error_ratio" => error_ratio(e, &path, phases, cx),
+            "alert" => alert(e, &path, &span, phases, cx).map(|a| {
+                if let Some(name) = &e.alert {
+                    alerts.push(AlertRef {
+                        expect_index: out.len(),
+                        key_path: join(&path, "alert"),
+                        name: a.alert.clone(),
+                        location: cx.location(&name.span()),
+                    });
+                }
+                ExpectKind::Alert(a)
+            }),
+            _ => promql(e, &path, &span, phases, cx),
+        };
+        if let Some(kind) = kind {
+            out.push(Expectation {
+                id,
+                kind,
+                allow_inconclusive: e.allow_inconclusive.unwrap_or(false),
+            });
+        }
+    }
+    (out, alerts)
+}
+
+/// Reports keys that mean nothing for the expectation's kind; false if any.
+fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> bool {
+    let span = |v: Option<Range<usize>>| v;
+    let keys = [
+        ("phase", span(e.phase.as_ref().map(S::span))),
+        ("aggregate", e.aggregate.as_ref().map(S::span)),
+        ("below", e.below.as_ref().map(S::span)),
+        ("above", e.above.as_ref().map(S::span)),
+        ("near", e.near.as_ref().map(S::span)),
+        ("tolerance", e.tolerance.as_ref().map(S::span)),
+        ("between", e.between.as_ref().map(S::span)),
+        ("silent_during", e.silent_during.as_ref().map(S::span)),
+        ("fires_during", e.fires_during.as_ref().map(S::span)),
+        ("fire_within", e.fire_within.as_ref().map(S::span)),
+        ("resolves_during", e.resolves_during.as_ref().map(S::span)),
+        ("resolve_within", e.resolve_within.as_ref().map(S::span)),
+    ];
+    let bounds = ["phase", "below", "above", "near", "tolerance", "between"];
+    let allowed: &[&str] = match kind {
+        "latency_quantile" => &bounds,
+        "alert" => &[
+            "silent_during",
+            "fires_during",
+            "fire_within",
+            "resolves_during",
+            "resolve_within",
+        ],
+        "promql" => &[
+            "phase",
+            "aggregate",
+            "below",
+            "above",
+            "near",
+            "tolerance",
+            "between",
+        ],
+        _ => &[],
+    };
+    let hint = match kind {
+        "error_ratio" => {
+            "put phase and the bound inside: error_ratio = { phase = \"spike\", below = 0.01 }"
+                .to_string()
+        }
+        _ => format!(
+            "keys of {} {kind} expectation: {}",
+            article(kind),
+            allowed.join(", ")
+        ),
+    };
+    let mut ok = true;
+    for (key, s) in keys {
+        if let Some(s) = s {
+            if !allowed.contains(&key) {
+                cx.error_hint(
+                    &s,
+                    &join(path, key),
+                    format!(
+                        "{key} does not apply to {} {kind} expectation",
+                        article(kind)
+                    ),
+                    &hint,
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn phase_ref(
+    v: Option<&S<String>>,
+    path: &str,
+    at: &Range<usize>,
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> Option<String> {
+    let Some(v) = v else {
+        cx.error_hint(
+            at,
+            path,
+            "missing phase",
+            "name the phase this expectation looks at",
+        );
+        return None;
+    };
+    if phases.contains(&v.get_ref().as_str()) {
+        Some(v.get_ref().clone())
+    } else {
+        cx.error_hint(
+            &v.span(),
+            path,
+            format!("unknown phase \"{}\"", v.get_ref()),
+            &format!("phases: {}", unique(phases).join(", ")),
+        );
+        None
+    }
+}
+
+/// The bound keys of one table, whichever table they live in.
+struct BoundKeys<'a> {
+    below: Option<&'a S<toml::Value>>,
+    above: Option<&'a S<toml::Value>>,
+    near: Option<&'a S<toml::Value>>,
+    tolerance: Option<&'a S<toml::Value>>,
+    between: Option<&'a S<toml::Value>>,
+}
+
+impl<'a> BoundKeys<'a> {
+    fn of_expect(e: &'a RawExpect) -> Self {
+        BoundKeys {
+            below: e.below.as_ref(),
+            above: e.above.as_ref(),
+            near: e.near.as_ref(),
+            tolerance: e.tolerance.as_ref(),
+            between: e.between.as_ref(),
+        }
+    }
+}
+
+/// Converts one bound value; the error is the message after the key path.
+type Conv<T> = fn(&toml::Value) -> Result<T, String>;
+
+fn bound<T: PartialOrd + Copy>(
+    k: &BoundKeys<'_>,
+    path: &str,
+    at: &Range<usize>,
+    conv: Conv<T>,
+    example: &str,
+    cx: &mut Ctx<'_>,
+) -> Option<Bound<T>> {
+    let present: Vec<(&str, &S<toml::Value>)> = [
+        ("below", k.below),
+        ("above", k.above),
+        ("near", k.near),
+        ("between", k.between),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.map(|v| (n, v)))
+    .collect();
+    let one = |name: &str, v: &S<toml::Value>, cx: &mut Ctx<'_>| match conv(v.get_ref()) {
+        Ok(x) => Some(x),
+        Err(e) => {
+            cx.error(&v.span(), &join(path, name), e);
+            None
+        }
+    };
+    if let (Some(t), None) = (k.tolerance, k.near) {
+        cx.error_hint(
+            &t.span(),
+            &join(path, "tolerance"),
+            "tolerance without near",
+            "use it with near, e.g. near = 0.2, tolerance = 0.03",
+        );
+        return None;
+    }
+    match present.as_slice() {
+        [] => {
+            cx.error_hint(
+                at,
+                path,
+                "missing bound: give one of below, above, near (with tolerance), between",
+                example,
+            );
+            None
+        }
+        [("below", v)] => one("below", v, cx).map(Bound::Below),
+        [("above", v)] => one("above", v, cx).map(Bound::Above),
+        [("near", v)] => {
+            let Some(t) = k.tolerance else {
+                cx.error_hint(
+                    &v.span(),
+                    &join(path, "near"),
+                    "near without tolerance",
+                    "add tolerance, e.g. tolerance = 0.03",
+                );
+                return None;
+            };
+            let value = one("near", v, cx);
+            let tolerance = one("tolerance", t, cx);
+            Some(Bound::Near {
+                value: value?,
+                tolerance: tolerance?,
+            })
+        }
+        [(_, v)] => {
+            let items = match v.get_ref() {
+                toml::Value::Array(items) if items.len() == 2 => items,
+                _ => {
+                    cx.error_hint(
+                        &v.span(),
+                        &join(path, "between"),
+                        "between needs two values [min, max]",
+                        example,
+                    );
+                    return None;
+                }
+            };
+            let (min, max) = match (conv(&items[0]), conv(&items[1])) {
+                (Ok(min), Ok(max)) => (min, max),
+                (Err(e), _) | (_, Err(e)) => {
+                    cx.error(&v.span(), &join(path, "between"), e);
+                    return None;
+                }
+            };
+            if min > max {
+                cx.error(&v.span(), &join(path, "between"), "between needs min ≤ max");
+                return None;
+            }
+            Some(Bound::Between { min, max })
+        }
+        [(a, _), (b, v), ..] => {
+            cx.error_hint(
+                &v.span(),
+                &join(path, b),
+                format!("give only one of below, above, near, between, got {a} and {b}"),
+                "use between = [min, max] for a range",
+            );
+            None
+        }
+    }
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    v.type_str()
+}
+
+fn conv_duration(v: &toml::Value) -> Result<Duration, String> {
+    match v {
+        toml::Value::String(s) => parse_duration(s),
+        other => Err(format!(
+            "expected a duration string such as \"250ms\", got {} {other}",
+            type_name(other)
+        )),
+    }
+}
+
+fn conv_number(v: &toml::Value) -> Result<f64, String> {
+    match v {
+        toml::Value::Integer(i) => Ok(*i as f64),
+        toml::Value::Float(f) if f.is_finite() => Ok(*f),
+        other => Err(format!(
+            "expected a number, got {} {other}",
+            type_name(other)
+        )),
+    }
+}
+
+fn conv_ratio(v: &toml::Value) -> Result<f64, String> {
+    let r = conv_number(v)?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!(
+            "ratio must be between 0 and 1, got {r} (hint: write 1 % as 0.01)"
+        ))
+    }
+}
+
+fn latency(
+    e: &RawExpect,
+    path: &str,
+    at: &Range<usize>,
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> Option<ExpectKind> {
+    let q = e.latency_quantile.as_ref()?;
+    let quantile = *q.get_ref();
+    let qok = quantile > 0.0 && quantile < 1.0;
+    if !qok {
+        cx.error_hint(
+            &q.span(),
+            &join(path, "latency_quantile"),
+            format!("quantile must be between 0 and 1 (exclusive), got {quantile}"),
+            "P90 is 0.9",
+        );
+    }
+    let phase = phase_ref(e.phase.as_ref(), &join(path, "phase"), at, phases, cx);
+    let bound = bound(
+        &BoundKeys::of_expect(e),
+        path,
+        at,
+        conv_duration,
+        "below = \"250ms\"",
+        cx,
+    );
+    if !qok {
+        return None;
+    }
+    Some(ExpectKind::LatencyQuantile {
+        quantile,
+        phase: phase?,
+        bound: bound?,
+    })
+}
+
+fn error_ratio(e: &RawExpect, path: &str, phases: &[&str], cx: &mut Ctx<'_>) -> Option<ExpectKind> {
+    let t = e.error_ratio.as_ref()?;
+    let path = join(path, "error_ratio");
+    let r = t.get_ref();
+    let phase = phase_ref(Some(&r.phase), &join(&path, "phase"), &t.span(), phases, cx);
+    let keys = BoundKeys {
+        below: r.below.as_ref(),
+        above: r.above.as_ref(),
+        near: r.near.as_ref(),
+        tolerance: r.tolerance.as_ref(),
+        between: r.between.as_ref(),
+    };
+    let bound = bound(&keys, &path, &t.span(), conv_ratio, "below = 0.01", cx);
+    Some(ExpectKind::ErrorRatio {
+        phase: phase?,
+        bound: bound?,
+    })
+}
+
+fn alert(
+    e: &RawExpect,
+    path: &str,
+    at: &Range<usize>,
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> Option<AlertExpectation> {
+    let name = e.alert.as_ref()?;
+    let mut ok = true;
+    let n = name.get_ref();
+    let valid = n
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if !valid {
+        cx.error_hint(
+            &name.span(),
+            &join(path, "alert"),
+            format!("invalid alert name \"{n}\""),
+            "use the alert: name from the rule file",
+        );
+        ok = false;
+    }
+    let mut silent = Vec::new();
+    for (i, p) in e.silent_during.iter().flat_map(|s| s.get_ref()).enumerate() {
+        match phase_ref(
+            Some(p),
+            &format!("{path}.silent_during[{}]", i + 1),
+            at,
+            phases,
+            cx,
+        ) {
+            Some(p) => silent.push(p),
+            None => ok = false,
+        }
+    }
+    let mut during = |key: &str, v: Option<&S<String>>, cx: &mut Ctx<'_>| -> Option<String> {
+        let v = v?;
+        let p = phase_ref(Some(v), &join(path, key), at, phases, cx);
+        ok &= p.is_some();
+        if p.as_ref().is_some_and(|p| silent.contains(p)) {
+            cx.error_hint(
+                &v.span(),
+                &join(path, key),
+                format!("phase \"{}\" is also in silent_during", v.get_ref()),
+                "an alert cannot be silent and active in the same phase",
+            );
+            ok = false;
+        }
+        p
+    };
+    let fires_during = during("fires_during", e.fires_during.as_ref(), cx);
+    let resolves_during = during("resolves_during", e.resolves_during.as_ref(), cx);
+    if let (Some(f), Some(r), Some(rs)) = (&fires_during, &resolves_during, &e.resolves_during) {
+        let fi = phases.iter().position(|p| p == f);
+        let ri = phases.iter().position(|p| p == r);
+        if ri < fi {
+            cx.error(
+                &rs.span(),
+                &join(path, "resolves_during"),
+                format!("phase \"{r}\" comes before fires_during \"{f}\""),
+            );
+            ok = false;
+        }
+    }
+    let mut within = |key: &str,
+                      v: Option<&S<Dur>>,
+                      phase_key: Option<&S<String>>,
+                      phase_ok: bool,
+                      cx: &mut Ctx<'_>| {
+        let v = v?;
+        let needs = if key == "fire_within" {
+            "fires_during"
+        } else {
+            "resolves_during"
+        };
+        if phase_key.is_none() {
+            cx.error_hint(
+                &v.span(),
+                &join(path, key),
+                format!("{key} without {needs}"),
+                &format!("add {needs} = \"<phase>\""),
+            );
+            ok = false;
+            return None;
+        }
+        if !phase_ok {
+            return None; // the phase is already reported
+        }
+        if v.get_ref().0.is_zero() {
+            cx.error(&v.span(), &join(path, key), "duration must be > 0");
+            ok = false;
+        }
+        Some(v.get_ref().0)
+    };
+    let fire_within = within(
+        "fire_within",
+        e.fire_within.as_ref(),
+        e.fires_during.as_ref(),
+        fires_during.is_some(),
+        cx,
+    );
+    let resolve_within = within(
+        "resolve_within",
+        e.resolve_within.as_ref(),
+        e.resolves_during.as_ref(),
+        resolves_during.is_some(),
+        cx,
+    );
+    if silent.is_empty()
+        && e.silent_during.is_none()
+        && e.fires_during.is_none()
+        && e.resolves_during.is_none()
+    {
+        cx.error_hint(
+            at,
+            path,
+            format!("alert expectation for \"{n}\" checks nothing"),
+            "add silent_during, fires_during and/or resolves_during",
+        );
+        ok = false;
+    }
+    ok.then(|| AlertExpectation {
+        alert: n.clone(),
+        silent_during: silent,
+        fires_during,
+        fire_within,
+        resolves_during,
+        resolve_within,
+    })
+}
+
+fn promql(
+    e: &RawExpect,
+    path: &str,
+    at: &Range<usize>,
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> Option<ExpectKind> {
+    let expr = e.promql.as_ref()?;
+    let valid = match validate_promql(expr.get_ref()) {
+        Ok(()) => true,
+        Err(msg) => {
+            cx.error_hint(
+                &expr.span(),
+                &join(path, "promql"),
+                format!("invalid PromQL: {msg}"),
+                "try the expression in the Prometheus UI first",
+            );
+            false
+        }
+    };
+    let phase = phase_ref(e.phase.as_ref(), &join(path, "phase"), at, phases, cx);
+    let aggregate = match e.aggregate.as_ref().map(|a| *a.get_ref()) {
+        None | Some(RawAggregate::Avg) => Aggregate::Avg,
+        Some(RawAggregate::Last) => Aggregate::Last,
+        Some(RawAggregate::Min) => Aggregate::Min,
+        Some(RawAggregate::Max) => Aggregate::Max,
+    };
+    let bound = bound(
+        &BoundKeys::of_expect(e),
+        path,
+        at,
+        conv_number,
+        "below = 0.5",
+        cx,
+    );
+    if !valid {
+        return None;
+    }
+    Some(ExpectKind::PromQl {
+        expr: expr.get_ref().clone(),
+        phase: phase?,
+        aggregate,
+        bound: bound?,
+    })
+}
+
+/// Phase names in order without repeats (duplicates are reported elsewhere).
+fn unique<'a>(phases: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for p in phases {
+        if !out.contains(p) {
+            out.push(p);
+        }
+    }
+    out
+}
