@@ -158,7 +158,7 @@ async fn dispatch(cmd: Command) -> u8 {
             loadcmd::load(opts, &cancel, &interrupt).await
         }
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
-        Command::Target(a) => target::serve_until_signal(a.into_config()).await.map(|()| exit::PASS).map_err(Error::from),
+        Command::Target(a) => target::serve_until_signal(a.into()).await.map(|()| exit::PASS).map_err(Error::from),
     };
     match result {
         Ok(code) => code,

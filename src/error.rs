@@ -19,7 +19,7 @@ pub enum Error {
     Invalid(String),
     /// Prometheus missing, unreachable, not ready, died.
     #[error("{0}")]
-    Prometheus(#[from] crate::prom::client::PromError),
+    Prometheus(#[from] crate::prom::PromError),
     /// The built-in target could not start (e.g. port in use).
     #[error("{0}")]
     Target(#[from] crate::target::TargetError),

@@ -107,7 +107,7 @@ impl PhaseRecord {
 }
 
 /// Counts of one wall-clock second of a phase, for charts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SecondStats {
     pub sent: u64,
     pub ok: u64,

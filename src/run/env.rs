@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::plan::{Plan, TargetPlan};
-use crate::prom::client::PromClient;
+use crate::prom::PromClient;
 use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
 use crate::target::{TargetConfig, TargetHandle};
 

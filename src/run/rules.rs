@@ -39,13 +39,17 @@ pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
         if known.contains(&a.alert.as_str()) {
             continue;
         }
-        let at = loaded.alert_location(i).unwrap_or_else(|| plan.source.display().to_string());
         let hint = if known.is_empty() {
             "the rule files define no alerts; add rule_files to [prometheus]".to_string()
         } else {
             format!("alerts in the rule files: {}", known.join(", "))
         };
-        return Err(Error::Invalid(format!("{at}: {}.alert: unknown alert \"{}\" (hint: {hint})", e.id, a.alert)));
+        let message = format!("unknown alert \"{}\"", a.alert);
+        let diag = match loaded.spans.alert_names.iter().find(|r| r.expect_index == i) {
+            Some(r) => loaded.spans.diagnostic(&r.key_path, r.location, &message, Some(&hint)).to_string(),
+            None => format!("{}: {}.alert: {message} (hint: {hint})", plan.source.display(), e.id),
+        };
+        return Err(Error::Invalid(diag));
     }
     Ok(files)
 }
@@ -80,7 +84,7 @@ pub fn prepare(plan: &Plan, files: Vec<RuleFile>, dir: &Path) -> Result<Prepared
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     let scaled = timescale::write_scaled(&plan.prometheus.rule_files, plan.prometheus.time_scale, dir)?;
     let paths: Vec<_> = scaled.iter().map(|s| s.scaled.clone()).collect();
-    if let Some(Err(msg)) = rules::promtool_check(&paths) {
+    if let Some(Err(msg)) = timescale::promtool_check(&paths) {
         return Err(Error::Invalid(format!(
             "the time-scaled rules do not pass promtool check rules: {msg} (hint: run with --keep-run-dir and inspect the copies)"
         )));

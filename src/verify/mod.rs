@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::plan::{Aggregate, AlertExpectation, Bound, ExpectKind, Expectation, Plan};
-use crate::prom::client::{PromClient, PromError};
+use crate::prom::{PromClient, PromError};
 use crate::record::{PhaseRecord, RunRecord};
 use crate::timeutil::{human, unix_ms};
 use alert::{AppliedBounds, PhaseWindow, RuleTiming};
@@ -32,7 +32,7 @@ pub struct Inputs<'a> {
 fn soft<T>(r: Result<T, PromError>) -> Result<Result<T, String>, PromError> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(e) if e.is_query_error() => Ok(Err(e.to_string())),
+        Err(e @ PromError::Query { .. }) => Ok(Err(e.to_string())),
         Err(e) => Err(e),
     }
 }
