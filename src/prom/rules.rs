@@ -626,14 +626,19 @@ mod tests {
     }
 
     fn fixture(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules").join(rel)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rules")
+            .join(rel)
     }
 
     #[test]
     fn good_fixtures_load() {
         let f = load(&fixture("good/full.yml")).expect("valid fixture");
         assert_eq!(f.rules().count(), 3);
-        assert_eq!(f.alert("TargetDown").map(|a| a.keep_firing_for), Some(Duration::from_secs(120)));
+        assert_eq!(
+            f.alert("TargetDown").map(|a| a.keep_firing_for),
+            Some(Duration::from_secs(120))
+        );
     }
 
     /// The user-facing text of every bad fixture, paths relative to the
@@ -649,7 +654,8 @@ mod tests {
         let mut report = String::new();
         for name in names {
             let text = std::fs::read_to_string(dir.join(&name)).expect("read fixture");
-            let err = parse_str(&text, &Path::new("bad").join(&name)).expect_err("bad fixture is rejected");
+            let err = parse_str(&text, &Path::new("bad").join(&name))
+                .expect_err("bad fixture is rejected");
             report.push_str(&format!("{err}\n"));
         }
         insta::assert_snapshot!(report);
