@@ -371,7 +371,9 @@ impl PromClient {
         let detail = match self.targets().await {
             Ok(targets) => {
                 let mine: Vec<_> = targets.iter().filter(|t| t.job == job).collect();
-                if mine.is_empty() {
+                if targets.is_empty() {
+                    "prometheus has not discovered any target yet (it applies static targets ~5 s after start)".to_string()
+                } else if mine.is_empty() {
                     let jobs: Vec<_> = targets.iter().map(|t| t.job.as_str()).collect();
                     format!(
                         "prometheus has no active target with job {job:?} (jobs: {})",

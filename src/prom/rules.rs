@@ -47,6 +47,17 @@ pub enum RulesError {
     Serialize { path: PathBuf, message: String },
 }
 
+impl RulesError {
+    /// Invalid rules are the user's input (2); failing to write the scaled
+    /// copies is the environment (3).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RulesError::Write { .. } => crate::exit::ENVIRONMENT,
+            _ => crate::exit::INVALID,
+        }
+    }
+}
+
 /// Where in a rule file a problem is: the group and, when known, the rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleAt {
