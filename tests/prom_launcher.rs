@@ -226,6 +226,59 @@ async fn slow_dropping_without_stop_leaves_no_process() {
 }
 
 #[tokio::test]
+async fn slow_down_target_is_reported_with_its_scrape_error() {
+    let bin = prometheus();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = prom_support::closed_port();
+    let prom = ManagedPrometheus::start(
+        config(
+            bin,
+            dir.path(),
+            format!("127.0.0.1:{port}"),
+            shipped_rules(),
+        ),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("prometheus starts");
+    let client = prom.client();
+    let err = client
+        // Prometheus 2.42 applies static targets ~5 s after start.
+        .wait_target_up(
+            "slocheck-target",
+            Duration::from_secs(10),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect_err("nothing listens on the target port");
+    let text = err.to_string();
+    assert!(matches!(err, PromError::TargetNotUp { .. }), "{err:?}");
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{port}/metrics is down")),
+        "{text}"
+    );
+    assert!(text.contains("connection refused"), "{text}");
+
+    let err = preflight(&client, "slocheck-target", &["HighErrorRate".into()])
+        .await
+        .expect_err("target down");
+    assert!(
+        err.to_string()
+            .contains("target \"slocheck-target\" is not up"),
+        "{err}"
+    );
+    let err = preflight(&client, "other-job", &[])
+        .await
+        .expect_err("unknown job");
+    assert!(
+        err.to_string()
+            .contains("no active target matches \"other-job\""),
+        "{err}"
+    );
+    prom.stop().await.expect("stops");
+}
+
+#[tokio::test]
 async fn death_mid_run_is_reported_with_the_log() {
     let bin = prometheus();
     let target = metrics_server().await;

@@ -135,7 +135,7 @@ impl PromClient {
         let url = self.url("-/ready", &[])?;
         self.with_retries(&url, || async {
             match self.http.get(url.clone()).send().await {
-                Err(e) => Attempt::Transient(self.transport_error(&e)),
+                Err(e) => Attempt::Transient(self.transport_error(e)),
                 Ok(resp) if resp.status().is_success() => Attempt::Done(Value::Null),
                 Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
                     Attempt::Transient(self.unavailable(resp.status(), "not ready yet".into()))
@@ -371,7 +371,9 @@ impl PromClient {
         let detail = match self.targets().await {
             Ok(targets) => {
                 let mine: Vec<_> = targets.iter().filter(|t| t.job == job).collect();
-                if mine.is_empty() {
+                if targets.is_empty() {
+                    "prometheus has not discovered any target yet (it applies static targets ~5 s after start)".to_string()
+                } else if mine.is_empty() {
                     let jobs: Vec<_> = targets.iter().map(|t| t.job.as_str()).collect();
                     format!(
                         "prometheus has no active target with job {job:?} (jobs: {})",
@@ -414,12 +416,12 @@ impl PromClient {
     async fn api_once(&self, url: &Url, expr: Option<&str>) -> Attempt {
         let resp = match self.http.get(url.clone()).send().await {
             Ok(r) => r,
-            Err(e) => return Attempt::Transient(self.transport_error(&e)),
+            Err(e) => return Attempt::Transient(self.transport_error(e)),
         };
         let status = resp.status();
         let body = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Attempt::Transient(self.transport_error(&e)),
+            Err(e) => return Attempt::Transient(self.transport_error(e)),
         };
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         let envelope = json
@@ -513,7 +515,7 @@ impl PromClient {
         })
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> PromError {
+    fn transport_error(&self, e: reqwest::Error) -> PromError {
         if e.is_timeout() {
             return PromError::Timeout {
                 url: self.base.to_string(),
@@ -524,8 +526,8 @@ impl PromClient {
         }
         PromError::Unreachable {
             url: self.base.to_string(),
-            reason: root_cause(e),
-            source: None,
+            reason: root_cause(&e),
+            source: Some(e),
         }
     }
 

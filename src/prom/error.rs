@@ -106,3 +106,15 @@ pub enum PromError {
         log_tail: String,
     },
 }
+
+impl PromError {
+    /// The documented exit code: a bad URL is an invalid command line,
+    /// cancellation is an interruption, everything else is the environment.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PromError::BadUrl { .. } => crate::exit::INVALID,
+            PromError::Cancelled(_) => crate::exit::INTERRUPTED,
+            _ => crate::exit::ENVIRONMENT,
+        }
+    }
+}

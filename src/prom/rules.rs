@@ -47,6 +47,17 @@ pub enum RulesError {
     Serialize { path: PathBuf, message: String },
 }
 
+impl RulesError {
+    /// Invalid rules are the user's input (2); failing to write the scaled
+    /// copies is the environment (3).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RulesError::Write { .. } => crate::exit::ENVIRONMENT,
+            _ => crate::exit::INVALID,
+        }
+    }
+}
+
 /// Where in a rule file a problem is: the group and, when known, the rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleAt {
@@ -216,7 +227,13 @@ pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
 pub fn parse_str(text: &str, path: &Path) -> Result<RuleFile, RulesError> {
     let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| {
         let message = e.without_snippet().to_string();
-        let message = message.lines().next().unwrap_or("").trim().to_string();
+        let message = message.lines().next().unwrap_or("").trim();
+        // The line is already in the prefix; the column adds noise.
+        let message = match message.rfind(" at line ") {
+            Some(i) => &message[..i],
+            None => message,
+        }
+        .to_string();
         RulesError::Yaml {
             path: path.to_path_buf(),
             line: e.location().map(|l| l.line()),
@@ -617,6 +634,42 @@ mod tests {
             "cannot read rule file rules/x.yml: No such file or directory (hint: paths are relative to the scenario file)"
         );
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    fn fixture(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rules")
+            .join(rel)
+    }
+
+    #[test]
+    fn good_fixtures_load() {
+        let f = load(&fixture("good/full.yml")).expect("valid fixture");
+        assert_eq!(f.rules().count(), 3);
+        assert_eq!(
+            f.alert("TargetDown").map(|a| a.keep_firing_for),
+            Some(Duration::from_secs(120))
+        );
+    }
+
+    /// The user-facing text of every bad fixture, paths relative to the
+    /// fixture folder so the snapshot is machine-independent.
+    #[test]
+    fn bad_fixture_messages() {
+        let dir = fixture("bad");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("fixture dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        let mut report = String::new();
+        for name in names {
+            let text = std::fs::read_to_string(dir.join(&name)).expect("read fixture");
+            let err = parse_str(&text, &Path::new("bad").join(&name))
+                .expect_err("bad fixture is rejected");
+            report.push_str(&format!("{err}\n"));
+        }
+        insta::assert_snapshot!(report);
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub fn scale_expr(expr: &str, factor: f64) -> Result<String, RulesError> {
     let printed = ast.to_string();
     // The printer is promql-parser's; refuse to hand Prometheus anything that
     // does not read back as the very tree we built.
-    match parser::parse(&printed) {
+    let ast = normalized(ast);
+    match parser::parse(&printed).map(normalized) {
         Ok(back) if back == ast => Ok(printed),
         Ok(_) => Err(RulesError::Expr {
             expr: expr.into(),
@@ -98,22 +99,37 @@ fn scale_offset(offset: &mut Option<Offset>, factor: f64) {
     }
 }
 
-fn scale_ast(expr: &mut Expr, factor: f64) {
+/// Visits every node of the tree, parents first. promql-parser's own walker
+/// skips an aggregation's parameter (`topk(scalar(…[5m]), …)`), so this one
+/// is ours.
+fn visit_mut(expr: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
+    f(expr);
     match expr {
         Expr::Aggregate(a) => {
-            scale_ast(&mut a.expr, factor);
             if let Some(p) = &mut a.param {
-                scale_ast(p, factor);
+                visit_mut(p, f);
             }
+            visit_mut(&mut a.expr, f);
         }
-        Expr::Unary(u) => scale_ast(&mut u.expr, factor),
+        Expr::Unary(u) => visit_mut(&mut u.expr, f),
         Expr::Binary(b) => {
-            scale_ast(&mut b.lhs, factor);
-            scale_ast(&mut b.rhs, factor);
+            visit_mut(&mut b.lhs, f);
+            visit_mut(&mut b.rhs, f);
         }
-        Expr::Paren(p) => scale_ast(&mut p.expr, factor),
+        Expr::Paren(p) => visit_mut(&mut p.expr, f),
+        Expr::Subquery(s) => visit_mut(&mut s.expr, f),
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| visit_mut(a, f)),
+        Expr::MatrixSelector(_)
+        | Expr::VectorSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+fn scale_ast(expr: &mut Expr, factor: f64) {
+    visit_mut(expr, &mut |node| match node {
         Expr::Subquery(s) => {
-            scale_ast(&mut s.expr, factor);
             s.range = scale_duration(s.range, factor);
             // No step: the subquery uses the evaluation interval, which the
             // caller scales in the Prometheus config, not here.
@@ -127,56 +143,47 @@ fn scale_ast(expr: &mut Expr, factor: f64) {
             ms.range = scale_duration(ms.range, factor);
             scale_offset(&mut ms.vs.offset, factor);
         }
-        Expr::Call(c) => {
-            for arg in &mut c.args.args {
-                scale_ast(arg, factor);
-            }
-        }
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
+        _ => {}
+    });
 }
 
-/// The shortest range window (matrix selector or subquery range) in `expr`.
+/// The tree with label matchers in a fixed order: the printer may reorder
+/// them, which changes nothing a query means.
+pub(crate) fn normalized(mut expr: Expr) -> Expr {
+    visit_mut(&mut expr, &mut |node| {
+        let matchers = match node {
+            Expr::VectorSelector(vs) => &mut vs.matchers,
+            Expr::MatrixSelector(ms) => &mut ms.vs.matchers,
+            _ => return,
+        };
+        matchers.matchers.sort_by_key(|m| m.to_string());
+        for group in &mut matchers.or_matchers {
+            group.sort_by_key(|m| m.to_string());
+        }
+    });
+    expr
+}
+
+fn ranges(expr: &str) -> Vec<Duration> {
+    let mut out = Vec::new();
+    if let Ok(mut ast) = parser::parse(expr) {
+        visit_mut(&mut ast, &mut |node| match node {
+            Expr::Subquery(s) => out.push(s.range),
+            Expr::MatrixSelector(ms) => out.push(ms.range),
+            _ => {}
+        });
+    }
+    out
+}
+
+/// The shortest range window (range selector or subquery range) in `expr`.
 pub fn expr_min_range(expr: &str) -> Option<Duration> {
-    let ast = parser::parse(expr).ok()?;
-    let mut ranges = Vec::new();
-    collect_ranges(&ast, &mut ranges);
-    ranges.into_iter().min()
+    ranges(expr).into_iter().min()
 }
 
 /// The longest range window in `expr` (used for alert timing bounds).
 pub(crate) fn expr_max_range(expr: &str) -> Option<Duration> {
-    let ast = parser::parse(expr).ok()?;
-    let mut ranges = Vec::new();
-    collect_ranges(&ast, &mut ranges);
-    ranges.into_iter().max()
-}
-
-fn collect_ranges(expr: &Expr, out: &mut Vec<Duration>) {
-    match expr {
-        Expr::Aggregate(a) => {
-            collect_ranges(&a.expr, out);
-            if let Some(p) = &a.param {
-                collect_ranges(p, out);
-            }
-        }
-        Expr::Unary(u) => collect_ranges(&u.expr, out),
-        Expr::Binary(b) => {
-            collect_ranges(&b.lhs, out);
-            collect_ranges(&b.rhs, out);
-        }
-        Expr::Paren(p) => collect_ranges(&p.expr, out),
-        Expr::Subquery(s) => {
-            out.push(s.range);
-            collect_ranges(&s.expr, out);
-        }
-        Expr::MatrixSelector(ms) => out.push(ms.range),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_ranges(a, out)),
-        Expr::VectorSelector(_)
-        | Expr::NumberLiteral(_)
-        | Expr::StringLiteral(_)
-        | Expr::Extension(_) => {}
-    }
+    ranges(expr).into_iter().max()
 }
 
 /// The shortest range window over every rule in the file, so the caller can

@@ -9,8 +9,8 @@ fn scaled(expr: &str, factor: f64) -> String {
 }
 
 fn same_tree(a: &str, b: &str) {
-    let pa = parser::parse(a).expect("a parses");
-    let pb = parser::parse(b).expect("b parses");
+    let pa = normalized(parser::parse(a).expect("a parses"));
+    let pb = normalized(parser::parse(b).expect("b parses"));
     assert_eq!(pa, pb, "{a}  vs  {b}");
 }
 
@@ -79,6 +79,16 @@ fn tricky_expressions_scale_and_reparse() {
             r#"rate(x{q="say \"hi\"\n"}[1m])"#,
         ),
         ("topk(3, rate(x[5m]))", 5.0, "topk(3, rate(x[1m]))"),
+        (
+            "topk(scalar(max(rate(x[5m]))), y)",
+            5.0,
+            "topk(scalar(max(rate(x[1m]))), y)",
+        ),
+        (
+            r#"rate({a="1" or c!="3", b=~"2"}[5m])"#,
+            5.0,
+            r#"rate({a="1" or b=~"2", c!="3"}[1m])"#,
+        ),
         (
             "quantile_over_time(0.9, x[5m])",
             5.0,
@@ -333,5 +343,31 @@ fn promtool_rejects_a_broken_file() {
     .expect("write");
     if let Some(r) = promtool_check(&[bad]) {
         assert!(r.is_err());
+    }
+}
+
+#[test]
+fn text_that_looks_like_a_duration_is_not_rewritten() {
+    let out = scaled(r#"rate(x{status=~"5m..", note="[5m] offset 5m"}[5m])"#, 5.0);
+    assert!(out.contains(r#"status=~"5m..""#), "{out}");
+    assert!(out.contains(r#"note="[5m] offset 5m""#), "{out}");
+    assert!(out.ends_with("[1m])"), "{out}");
+}
+
+#[test]
+fn good_fixture_scales_and_promtool_accepts_it() {
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/good/full.yml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = write_scaled(std::slice::from_ref(&input), 60.0, dir.path()).expect("scales");
+    let back = load(&out[0].scaled).expect("reloads");
+    let tricky = back.alert("Tricky").expect("Tricky");
+    same_tree(
+        &tricky.expr,
+        r#"max_over_time(rate(x{path=~"/a\\.b|5m.."}[5s] offset 1m)[30s:1s] @ start()) > bool on(job) group_left(team) max by (job, team) (team_info)"#,
+    );
+    assert_eq!(back.groups[0].interval, Some(Duration::from_millis(500)));
+    assert_eq!(back.groups[0].limit, Some(100));
+    if let Some(r) = promtool_check(&[out[0].scaled.clone()]) {
+        r.expect("promtool accepts the scaled fixture");
     }
 }
