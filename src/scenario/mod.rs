@@ -118,7 +118,17 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
             let key_path = key_path(e.path());
             let span = e.inner().span().unwrap_or(0..0);
             let msg = tidy(e.inner().message());
-            cx.error(&span, &key_path, msg);
+            let hint = match key_path.as_str() {
+                "phase" | "expect" if msg.contains("expected a sequence") => {
+                    Some(format!("write [[{key_path}]] with double brackets, one table per {key_path}"))
+                }
+                _ if msg.starts_with("unknown field") => Some("see docs/scenario.md for every key".to_string()),
+                _ => None,
+            };
+            match hint {
+                Some(h) => cx.error_hint(&span, &key_path, msg, &h),
+                None => cx.error(&span, &key_path, msg),
+            }
             return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
         }
     };
