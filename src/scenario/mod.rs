@@ -119,10 +119,12 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
             let span = e.inner().span().unwrap_or(0..0);
             let msg = tidy(e.inner().message());
             let hint = match key_path.as_str() {
-                "phase" | "expect" if msg.contains("expected a sequence") => {
-                    Some(format!("write [[{key_path}]] with double brackets, one table per {key_path}"))
+                "phase" | "expect" if msg.contains("expected a sequence") => Some(format!(
+                    "write [[{key_path}]] with double brackets, one table per {key_path}"
+                )),
+                _ if msg.starts_with("unknown field") => {
+                    Some("see docs/scenario.md for every key".to_string())
                 }
-                _ if msg.starts_with("unknown field") => Some("see docs/scenario.md for every key".to_string()),
                 _ => None,
             };
             match hint {

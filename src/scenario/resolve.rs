@@ -763,16 +763,9 @@ fn resolve_phase(
                     .and_then(NonZeroU32::new),
                 None => Some(concurrency),
             };
+            ok &= c.is_some();
             // Closed mode has no arrival rate; 0 marks "not used".
-            (Some(Rate::Constant(0.0)), c.map(Some))
-        }
-    };
-    let concurrency = match concurrency {
-        Some(c) => c,
-        None if matches!(load.plan.mode, LoadMode::Open) => None,
-        None => {
-            ok = false;
-            None
+            (Some(Rate::Constant(0.0)), c)
         }
     };
     match (ok, duration, rate, faults) {

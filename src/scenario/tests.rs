@@ -120,6 +120,10 @@ fn cross_key_rules_are_reported_at_the_right_key() {
             "expect[1].tolerance: tolerance without near",
         ),
         (with_expect("latency_quantile = 0.9\nbelow = \"1s\""), "expect[1].phase: missing phase"),
+        (
+            with_expect("promql = \"up\"\nphase = \"a\"\nnear = 1\ntolerance = -0.5"),
+            "expect[1].tolerance: tolerance must be ≥ 0",
+        ),
         (with_expect("latency_quantile = 0.9\nphase = \"a\""), "expect[1]: missing bound"),
         (
             with_expect("promql = \"up\"\nphase = \"a\"\nbelow = 1\nsilent_during = [\"a\"]"),
