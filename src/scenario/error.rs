@@ -85,7 +85,7 @@ impl fmt::Display for Diagnostics {
 /// Why a scenario could not be turned into a `Plan`.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("reading scenario file {}: {source} (hint: check the path)", path.display())]
+    #[error("reading scenario file {}: {source}{}", path.display(), read_hint(source))]
     Read {
         path: PathBuf,
         #[source]
@@ -94,6 +94,14 @@ pub enum ScenarioError {
     /// One or more located problems; Display prints one per line.
     #[error("{0}")]
     Invalid(Diagnostics),
+}
+
+fn read_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => " (hint: paths are relative to the current directory)",
+        std::io::ErrorKind::InvalidData => " (hint: scenario files are UTF-8 TOML)",
+        _ => "",
+    }
 }
 
 impl ScenarioError {
