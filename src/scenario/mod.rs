@@ -27,6 +27,9 @@ pub use timeline::timeline;
 use crate::plan::Plan;
 use ctx::Ctx;
 
+/// Past the first few, syntax errors are mostly echoes of an earlier one.
+const MAX_SYNTAX_ERRORS: usize = 5;
+
 /// A resolved scenario and where its checked-later values were written.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -99,19 +102,31 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
 /// resolve relative files. Never panics, whatever the input.
 pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
     let mut cx = Ctx::new(text, path);
-    let de = match toml::de::Deserializer::parse(text) {
-        Ok(de) => de,
-        Err(e) => {
+    // Recoverable parsing reports every syntax error at once, promtool-style.
+    let (table, syntax) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        let mut syntax = syntax;
+        syntax.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+        for e in syntax.iter().take(MAX_SYNTAX_ERRORS) {
             let span = e.span().unwrap_or(0..0);
-            cx.error_hint(
-                &span,
-                "",
-                format!("invalid TOML: {}", tidy(e.message())),
-                "check the TOML syntax at this point",
-            );
-            return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
+            let msg = tidy(e.message());
+            let key = text
+                .get(span.clone())
+                .filter(|k| !k.is_empty() && !k.contains('\n'));
+            match key {
+                Some(key) if msg == "duplicate key" => {
+                    let msg = format!("invalid TOML: duplicate key `{key}`");
+                    cx.error_hint(&span, "", msg, "a key may appear once per table");
+                }
+                _ => {
+                    let msg = format!("invalid TOML: {msg}");
+                    cx.error_hint(&span, "", msg, "check the TOML syntax at this point");
+                }
+            }
         }
-    };
+        return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
+    }
+    let de = toml::de::Deserializer::from(table);
     let raw: raw::RawScenario = match serde_path_to_error::deserialize(de) {
         Ok(raw) => raw,
         Err(e) => {
