@@ -152,6 +152,15 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
     match resolve::resolve(raw, &mut cx) {
         Some((plan, spans)) if cx.diags.is_empty() => Ok(Loaded { plan, spans }),
         _ => {
+            if cx.diags.is_empty() {
+                // Every rejection path reports why; this keeps a missed one
+                // from becoming an error with no message.
+                cx.error(
+                    &(0..0),
+                    "",
+                    "scenario could not be resolved (hint: please report this)",
+                );
+            }
             let mut diags = cx.diags;
             diags.sort_by_key(|d| (d.location.line, d.location.col));
             Err(ScenarioError::Invalid(Diagnostics(diags)))
