@@ -8,9 +8,12 @@ mod ctx;
 mod error;
 mod expect;
 mod faults;
+mod load;
+mod prometheus;
 mod promql;
 mod raw;
 mod resolve;
+mod target;
 mod timeline;
 
 #[cfg(test)]
@@ -20,8 +23,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Diagnostics, Location, ScenarioError};
 pub use faults::DEFAULT_FAULT_STATUS;
+pub use prometheus::DEFAULT_RULE_FILES;
 pub use promql::validate_promql;
-pub use resolve::{DEFAULT_BODY, DEFAULT_RULE_FILES};
+pub use target::DEFAULT_BODY;
 pub use timeline::timeline;
 
 use crate::plan::Plan;
