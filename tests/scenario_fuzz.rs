@@ -93,3 +93,14 @@ proptest! {
 fn the_unedited_good_file_loads() {
     scenario::parse_str(GOOD, Path::new(PATH)).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Found by `edited_good_file_never_panics`: an escaped newline in a quoted
+/// value must not split the diagnostic over two lines.
+#[test]
+fn escaped_newline_in_a_quoted_value_stays_on_one_line() {
+    let text = GOOD.replace("data/iris.jsonl", "data/iris.jso\\nl");
+    let err = scenario::parse_str(&text, Path::new(PATH)).expect_err("missing body file");
+    assert_eq!(err.to_string().lines().count(), 1, "{err}");
+    assert!(err.to_string().contains(r#""data/iris.jso\nl""#), "{err}");
+    check(&text);
+}

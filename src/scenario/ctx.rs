@@ -1,11 +1,16 @@
 //! Collects located diagnostics while a raw scenario is resolved, so every
-//! problem in a file is reported at once (promtool-style).
+//! problem in a file is reported at once (promtool-style); plus the value
+//! checks shared by several tables.
 
 use std::ops::Range;
 use std::path::Path;
 
 use super::error::{Diagnostic, Location};
-use super::raw::S;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::raw::{Dur, S};
 
 pub(super) struct Ctx<'a> {
     pub text: &'a str,
@@ -101,5 +106,53 @@ pub(super) fn join(prefix: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{prefix}.{key}")
+    }
+}
+
+/// Parses an http(s) base URL.
+pub(super) fn parse_url(v: &S<String>, path: &str, cx: &mut Ctx<'_>) -> Option<Url> {
+    const HINT: &str = "write it like \"http://127.0.0.1:8000\"";
+    match Url::parse(v.get_ref()) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => Some(u),
+        Ok(u) => {
+            cx.error_hint(
+                &v.span(),
+                path,
+                format!("url must be http or https with a host, got \"{u}\""),
+                HINT,
+            );
+            None
+        }
+        Err(e) => {
+            cx.error_hint(
+                &v.span(),
+                path,
+                format!("invalid url \"{}\": {e}", v.get_ref()),
+                HINT,
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn positive_duration(v: &S<Dur>, path: &str, cx: &mut Ctx<'_>) -> Option<Duration> {
+    let d = v.get_ref().0;
+    if d.is_zero() {
+        cx.error(&v.span(), path, "duration must be > 0");
+        None
+    } else {
+        Some(d)
+    }
+}
+
+pub(super) fn duration_or(
+    v: Option<&S<Dur>>,
+    default: Duration,
+    path: &str,
+    cx: &mut Ctx<'_>,
+) -> Option<Duration> {
+    match v {
+        Some(v) => positive_duration(v, path, cx),
+        None => Some(default),
     }
 }

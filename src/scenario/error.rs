@@ -54,13 +54,31 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file.display(), self.location)?;
+        let file = self.file.display().to_string();
+        write!(f, "{}:{}: ", OneLine(&file), self.location)?;
         if !self.key_path.is_empty() {
-            write!(f, "{}: ", self.key_path)?;
+            write!(f, "{}: ", OneLine(&self.key_path))?;
         }
-        f.write_str(&self.message)?;
+        write!(f, "{}", OneLine(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, " (hint: {hint})")?;
+            write!(f, " (hint: {})", OneLine(hint))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes text with control characters escaped: values quoted from the
+/// scenario may hold newlines, and a diagnostic must stay one line.
+struct OneLine<'a>(&'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
         }
         Ok(())
     }
@@ -85,7 +103,7 @@ impl fmt::Display for Diagnostics {
 /// Why a scenario could not be turned into a `Plan`.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("reading scenario file {}: {source} (hint: check the path)", path.display())]
+    #[error("reading scenario file {}: {source}{}", path.display(), read_hint(source))]
     Read {
         path: PathBuf,
         #[source]
@@ -94,6 +112,14 @@ pub enum ScenarioError {
     /// One or more located problems; Display prints one per line.
     #[error("{0}")]
     Invalid(Diagnostics),
+}
+
+fn read_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => " (hint: paths are relative to the current directory)",
+        std::io::ErrorKind::InvalidData => " (hint: scenario files are UTF-8 TOML)",
+        _ => "",
+    }
 }
 
 impl ScenarioError {
@@ -125,6 +151,21 @@ mod tests {
         assert_eq!(
             Location::from_offset(text, 999),
             Location { line: 3, col: 1 }
+        );
+    }
+
+    #[test]
+    fn quoted_control_characters_are_escaped() {
+        let d = Diagnostic {
+            file: PathBuf::from("x.toml"),
+            location: Location { line: 1, col: 1 },
+            key_path: "target.request.headers.a\nb".into(),
+            message: "cannot read \"a\nb\"\t".into(),
+            hint: Some("x\ry".into()),
+        };
+        assert_eq!(
+            d.to_string(),
+            r#"x.toml:1:1: target.request.headers.a\nb: cannot read "a\nb"\t (hint: x\ry)"#
         );
     }
 

@@ -110,9 +110,8 @@ pub(super) fn resolve_expects(
 
 /// Reports keys that mean nothing for the expectation's kind; false if any.
 fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> bool {
-    let span = |v: Option<Range<usize>>| v;
     let keys = [
-        ("phase", span(e.phase.as_ref().map(S::span))),
+        ("phase", e.phase.as_ref().map(S::span)),
         ("aggregate", e.aggregate.as_ref().map(S::span)),
         ("below", e.below.as_ref().map(S::span)),
         ("above", e.above.as_ref().map(S::span)),
@@ -238,7 +237,7 @@ impl<'a> BoundKeys<'a> {
 /// Converts one bound value; the error is the message after the key path.
 type Conv<T> = fn(&toml::Value) -> Result<T, String>;
 
-fn bound<T: PartialOrd + Copy>(
+fn bound<T: PartialOrd + Copy + Default>(
     k: &BoundKeys<'_>,
     path: &str,
     at: &Range<usize>,
@@ -295,6 +294,10 @@ fn bound<T: PartialOrd + Copy>(
             };
             let value = one("near", v, cx);
             let tolerance = one("tolerance", t, cx);
+            if tolerance.is_some_and(|t| t < T::default()) {
+                cx.error(&t.span(), &join(path, "tolerance"), "tolerance must be ≥ 0");
+                return None;
+            }
             Some(Bound::Near {
                 value: value?,
                 tolerance: tolerance?,

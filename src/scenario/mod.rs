@@ -8,9 +8,12 @@ mod ctx;
 mod error;
 mod expect;
 mod faults;
+mod load;
+mod prometheus;
 mod promql;
 mod raw;
 mod resolve;
+mod target;
 mod timeline;
 
 #[cfg(test)]
@@ -20,12 +23,16 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Diagnostics, Location, ScenarioError};
 pub use faults::DEFAULT_FAULT_STATUS;
+pub use prometheus::DEFAULT_RULE_FILES;
 pub use promql::validate_promql;
-pub use resolve::{DEFAULT_BODY, DEFAULT_RULE_FILES};
+pub use target::DEFAULT_BODY;
 pub use timeline::timeline;
 
 use crate::plan::Plan;
 use ctx::Ctx;
+
+/// Past the first few, syntax errors are mostly echoes of an earlier one.
+const MAX_SYNTAX_ERRORS: usize = 5;
 
 /// A resolved scenario and where its checked-later values were written.
 #[derive(Debug, Clone)]
@@ -99,32 +106,65 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
 /// resolve relative files. Never panics, whatever the input.
 pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
     let mut cx = Ctx::new(text, path);
-    let de = match toml::de::Deserializer::parse(text) {
-        Ok(de) => de,
-        Err(e) => {
+    // Recoverable parsing reports every syntax error at once, promtool-style.
+    let (table, syntax) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        let mut syntax = syntax;
+        syntax.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+        for e in syntax.iter().take(MAX_SYNTAX_ERRORS) {
             let span = e.span().unwrap_or(0..0);
-            cx.error_hint(
-                &span,
-                "",
-                format!("invalid TOML: {}", tidy(e.message())),
-                "check the TOML syntax at this point",
-            );
-            return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
+            let msg = tidy(e.message());
+            let key = text
+                .get(span.clone())
+                .filter(|k| !k.is_empty() && !k.contains('\n'));
+            match key {
+                Some(key) if msg == "duplicate key" => {
+                    let msg = format!("invalid TOML: duplicate key `{key}`");
+                    cx.error_hint(&span, "", msg, "a key may appear once per table");
+                }
+                _ => {
+                    let msg = format!("invalid TOML: {msg}");
+                    cx.error_hint(&span, "", msg, "check the TOML syntax at this point");
+                }
+            }
         }
-    };
+        return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
+    }
+    let de = toml::de::Deserializer::from(table);
     let raw: raw::RawScenario = match serde_path_to_error::deserialize(de) {
         Ok(raw) => raw,
         Err(e) => {
             let key_path = key_path(e.path());
             let span = e.inner().span().unwrap_or(0..0);
             let msg = tidy(e.inner().message());
-            cx.error(&span, &key_path, msg);
+            let hint = match key_path.as_str() {
+                "phase" | "expect" if msg.contains("expected a sequence") => Some(format!(
+                    "write [[{key_path}]] with double brackets, one table per {key_path}"
+                )),
+                _ if msg.starts_with("unknown field") => {
+                    Some("see docs/scenario.md for every key".to_string())
+                }
+                _ => None,
+            };
+            match hint {
+                Some(h) => cx.error_hint(&span, &key_path, msg, &h),
+                None => cx.error(&span, &key_path, msg),
+            }
             return Err(ScenarioError::Invalid(Diagnostics(cx.diags)));
         }
     };
     match resolve::resolve(raw, &mut cx) {
         Some((plan, spans)) if cx.diags.is_empty() => Ok(Loaded { plan, spans }),
         _ => {
+            if cx.diags.is_empty() {
+                // Every rejection path reports why; this keeps a missed one
+                // from becoming an error with no message.
+                cx.error(
+                    &(0..0),
+                    "",
+                    "scenario could not be resolved (hint: please report this)",
+                );
+            }
             let mut diags = cx.diags;
             diags.sort_by_key(|d| (d.location.line, d.location.col));
             Err(ScenarioError::Invalid(Diagnostics(diags)))

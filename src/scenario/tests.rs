@@ -46,6 +46,10 @@ fn cross_key_rules_are_reported_at_the_right_key() {
         (with_phase("[prometheus]\njob = \"a b\""), "prometheus.job: invalid job name \"a b\""),
         (with_phase("[prometheus]\nrule_files = [\"\"]"), "prometheus.rule_files[1]: rule file path must not be empty"),
         (with_phase("[prometheus]\nscrape_interval = \"1x\""), "prometheus.scrape_interval: invalid duration \"1x\""),
+        (
+            format!("{PHASE}\n[load]\nmode = \"closed\"\n"),
+            "t.toml:6:1: load.concurrency: closed mode needs a concurrency",
+        ),
         (with_phase("[load]\nrate = 2000000"), "load.rate: rate must be at most 1000000, got 2000000"),
         (
             "[load]\nmode = \"closed\"\nconcurrency = 2\n[[phase]]\nname = \"a\"\nduration = \"1s\"\nrate = 5\n".into(),
@@ -120,6 +124,10 @@ fn cross_key_rules_are_reported_at_the_right_key() {
             "expect[1].tolerance: tolerance without near",
         ),
         (with_expect("latency_quantile = 0.9\nbelow = \"1s\""), "expect[1].phase: missing phase"),
+        (
+            with_expect("promql = \"up\"\nphase = \"a\"\nnear = 1\ntolerance = -0.5"),
+            "expect[1].tolerance: tolerance must be ≥ 0",
+        ),
         (with_expect("latency_quantile = 0.9\nphase = \"a\""), "expect[1]: missing bound"),
         (
             with_expect("promql = \"up\"\nphase = \"a\"\nbelow = 1\nsilent_during = [\"a\"]"),
