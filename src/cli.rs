@@ -106,12 +106,19 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::INVALID } else { exit::PASS };
+            let code = if e.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::PASS
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("slocheck: error: cannot start the async runtime: {e}");
@@ -158,7 +165,10 @@ async fn dispatch(cmd: Command) -> u8 {
             loadcmd::load(opts, &cancel, &interrupt).await
         }
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
-        Command::Target(a) => target::serve_until_signal(a.into()).await.map(|()| exit::PASS).map_err(Error::from),
+        Command::Target(a) => target::serve_until_signal(a.into())
+            .await
+            .map(|()| exit::PASS)
+            .map_err(Error::from),
     };
     match result {
         Ok(code) => code,

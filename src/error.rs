@@ -45,14 +45,19 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Scenario(_) | Error::Rules(_) | Error::Invalid(_) => exit::INVALID,
-            Error::Prometheus(_) | Error::Target(_) | Error::Load(_) | Error::Environment(_) | Error::Io { .. } => {
-                exit::ENVIRONMENT
-            }
+            Error::Prometheus(_)
+            | Error::Target(_)
+            | Error::Load(_)
+            | Error::Environment(_)
+            | Error::Io { .. } => exit::ENVIRONMENT,
             Error::Interrupted(code) => *code,
         }
     }
 
-    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }

@@ -25,7 +25,11 @@ pub struct LoadOptions {
     pub progress: ProgressMode,
 }
 
-pub async fn load(opts: LoadOptions, cancel: &CancellationToken, interrupt: &Interrupt) -> Result<u8, Error> {
+pub async fn load(
+    opts: LoadOptions,
+    cancel: &CancellationToken,
+    interrupt: &Interrupt,
+) -> Result<u8, Error> {
     let mut loaded = scenario::load(&opts.scenario)?;
     apply_overrides(&mut loaded.plan, opts.target_url.as_ref(), None, opts.seed);
     let plan = loaded.plan;
@@ -72,12 +76,20 @@ pub fn check(path: &Path) -> Result<(), Error> {
         rules::check_time_scale(plan, &files)?;
     }
     print!("{}", scenario::timeline(plan));
-    let scale = if plan.prometheus.url.is_none() { plan.prometheus.time_scale } else { 1.0 };
+    let scale = if plan.prometheus.url.is_none() {
+        plan.prometheus.time_scale
+    } else {
+        1.0
+    };
     let timings = rules::timings(&files);
     let pp = &plan.prometheus;
     for e in &plan.expects {
-        let ExpectKind::Alert(a) = &e.kind else { continue };
-        let Some(t) = timings.get(&a.alert) else { continue };
+        let ExpectKind::Alert(a) = &e.kind else {
+            continue;
+        };
+        let Some(t) = timings.get(&a.alert) else {
+            continue;
+        };
         let t = RuleTiming {
             window: t.window.map(|w| w.div_f64(scale)),
             for_: t.for_.div_f64(scale),
@@ -91,15 +103,20 @@ pub fn check(path: &Path) -> Result<(), Error> {
             .and_then(|p| p.faults.error.map(|f| f.ratio));
         let mut parts = Vec::new();
         if let Some(p) = &a.fires_during {
-            let b = a.fire_within.unwrap_or_else(|| fire_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval));
+            let b = a.fire_within.unwrap_or_else(|| {
+                fire_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval)
+            });
             parts.push(format!("must fire within {} of \"{p}\" starting", human(b)));
             warn_if_longer(plan, p, b, "fire");
         }
         if let Some(p) = &a.resolves_during {
-            let b = a
-                .resolve_within
-                .unwrap_or_else(|| resolve_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval));
-            parts.push(format!("must resolve within {} of \"{p}\" starting", human(b)));
+            let b = a.resolve_within.unwrap_or_else(|| {
+                resolve_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval)
+            });
+            parts.push(format!(
+                "must resolve within {} of \"{p}\" starting",
+                human(b)
+            ));
             warn_if_longer(plan, p, b, "resolve");
         }
         if !parts.is_empty() {

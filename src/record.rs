@@ -101,7 +101,7 @@ impl PhaseRecord {
 
     /// Client-side quantile (corrected) in seconds, None without samples.
     pub fn latency_quantile_secs(&self, q: f64) -> Option<f64> {
-        (self.latency_corrected.len() > 0)
+        (!self.latency_corrected.is_empty())
             .then(|| self.latency_corrected.value_at_quantile(q) as f64 / 1e6)
     }
 }

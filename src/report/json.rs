@@ -19,8 +19,10 @@ pub fn write_file(report: &Report, path: &Path) -> Result<(), Error> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(Error::io("create the report folder", dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a temporary file in", dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(Error::io("create a temporary file in", dir))?;
     write(report, std::io::BufWriter::new(tmp.as_file_mut())).map_err(Error::io("write", path))?;
-    tmp.persist(path).map_err(|e| Error::io("write", path)(e.error))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("write", path)(e.error))?;
     Ok(())
 }

@@ -166,8 +166,16 @@ impl PhaseReport {
             sent: p.sent,
             dropped: p.dropped,
             achieved_rps: p.achieved_rps(),
-            status_classes: classes.iter().zip(p.status_classes).map(|(k, v)| (k.to_string(), v)).collect(),
-            statuses: p.statuses.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            status_classes: classes
+                .iter()
+                .zip(p.status_classes)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            statuses: p
+                .statuses
+                .iter()
+                .map(|(c, n)| (c.to_string(), *n))
+                .collect(),
             connection_errors: p.connection_errors,
             timeouts: p.timeouts,
             injected_errors: p.injected_errors,
@@ -182,16 +190,30 @@ impl PhaseReport {
 }
 
 impl Report {
-    pub fn new(plan: &Plan, s: &Session, status: RunStatus, exit_code: u8, error: Option<String>) -> Report {
+    pub fn new(
+        plan: &Plan,
+        s: &Session,
+        status: RunStatus,
+        exit_code: u8,
+        error: Option<String>,
+    ) -> Report {
         let pp = &plan.prometheus;
         let (results, alerts, agreement) = match &s.outcome {
             Some(o) => (o.results.clone(), o.alerts.clone(), o.agreement.clone()),
             None => Default::default(),
         };
-        let count = |v| results.iter().filter(|r: &&ExpectationResult| r.verdict == v).count();
+        let count = |v| {
+            results
+                .iter()
+                .filter(|r: &&ExpectationResult| r.verdict == v)
+                .count()
+        };
         Report {
             schema_version: SCHEMA_VERSION,
-            tool: Tool { name: "slocheck", version: env!("CARGO_PKG_VERSION") },
+            tool: Tool {
+                name: "slocheck",
+                version: env!("CARGO_PKG_VERSION"),
+            },
             status,
             exit_code,
             error,
@@ -232,7 +254,11 @@ impl Report {
                 .collect(),
             started_at: s.record.as_ref().map(|r| rfc3339(r.started_at)),
             ended_at: s.record.as_ref().map(|r| rfc3339(r.ended_at)),
-            phases: s.record.as_ref().map(|r| r.phases.iter().map(PhaseReport::of).collect()).unwrap_or_default(),
+            phases: s
+                .record
+                .as_ref()
+                .map(|r| r.phases.iter().map(PhaseReport::of).collect())
+                .unwrap_or_default(),
             summary: Summary {
                 passed: count(Verdict::Pass),
                 failed: count(Verdict::Fail),

@@ -26,7 +26,11 @@ impl Paint {
     }
 
     fn wrap(&self, code: &str, text: &str) -> String {
-        if self.0 { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     fn bold(&self, text: &str) -> String {
@@ -51,7 +55,13 @@ pub fn write(r: &Report, out: &mut impl Write, color: bool) -> io::Result<()> {
         RunStatus::Error => p.wrap("31;1", "ERROR"),
     };
     writeln!(out)?;
-    writeln!(out, "{} {} — {status} (exit {})", p.bold("slocheck run"), r.scenario.name, r.exit_code)?;
+    writeln!(
+        out,
+        "{} {} — {status} (exit {})",
+        p.bold("slocheck run"),
+        r.scenario.name,
+        r.exit_code
+    )?;
     if r.scenario.time_scale != 1.0 {
         let changes: usize = r.rules.iter().map(|f| f.changes.len()).sum();
         writeln!(
@@ -126,12 +136,22 @@ fn phase_row(ph: &PhaseReport, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn expectation(e: &ExpectationResult, out: &mut impl Write, p: &Paint) -> io::Result<()> {
-    writeln!(out, "  {} {:<10} {}", p.verdict(e.verdict), e.id, e.expected)?;
+    writeln!(
+        out,
+        "  {} {:<10} {}",
+        p.verdict(e.verdict),
+        e.id,
+        e.expected
+    )?;
     if !e.observed.is_empty() {
         writeln!(out, "  {:<12} observed: {}", "", e.observed)?;
     }
     if !e.reason.is_empty() {
-        let allowed = if e.inconclusive_allowed { " (allowed)" } else { "" };
+        let allowed = if e.inconclusive_allowed {
+            " (allowed)"
+        } else {
+            ""
+        };
         writeln!(out, "  {:<12} why: {}{allowed}", "", e.reason)?;
     }
     for q in &e.queries {
@@ -145,13 +165,24 @@ fn expectation(e: &ExpectationResult, out: &mut impl Write, p: &Paint) -> io::Re
 }
 
 fn alerts(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
-    let Some(origin) = r.phases.first().map(|ph| ph.start_ms) else { return Ok(()) };
+    let Some(origin) = r.phases.first().map(|ph| ph.start_ms) else {
+        return Ok(());
+    };
     if r.alerts.is_empty() {
         return Ok(());
     }
     let rel = |ms: u64| format!("{:+.1}s", (ms as f64 - origin as f64) / 1000.0);
-    let starts: Vec<String> = r.phases.iter().map(|ph| format!("{} {}", ph.name, rel(ph.start_ms))).collect();
-    writeln!(out, "\n{} (from the first phase start; {})", p.bold("Alert timeline"), starts.join(", "))?;
+    let starts: Vec<String> = r
+        .phases
+        .iter()
+        .map(|ph| format!("{} {}", ph.name, rel(ph.start_ms)))
+        .collect();
+    writeln!(
+        out,
+        "\n{} (from the first phase start; {})",
+        p.bold("Alert timeline"),
+        starts.join(", ")
+    )?;
     for a in &r.alerts {
         let at = |v: Option<u64>| v.map(rel).unwrap_or_else(|| "-".into());
         writeln!(

@@ -83,13 +83,20 @@ impl Env {
         let client = prom.client();
         self.prometheus = Some(prom);
         self.prometheus_version = client.build_version().await.ok();
-        client.wait_target_up(&plan.prometheus.job, FIRST_SCRAPE_TIMEOUT, cancel).await?;
+        client
+            .wait_target_up(&plan.prometheus.job, FIRST_SCRAPE_TIMEOUT, cancel)
+            .await?;
         self.client = Some(client.clone());
         Ok(client)
     }
 
     /// Checks an external Prometheus: API answers, target up, rules loaded.
-    pub async fn use_external(&mut self, url: &Url, plan: &Plan, required_rules: &[String]) -> Result<PromClient, Error> {
+    pub async fn use_external(
+        &mut self,
+        url: &Url,
+        plan: &Plan,
+        required_rules: &[String],
+    ) -> Result<PromClient, Error> {
         let client = PromClient::new(url.clone(), QUERY_TIMEOUT)?;
         crate::prom::preflight(&client, &plan.prometheus.job, required_rules).await?;
         self.prometheus_version = client.build_version().await.ok();
@@ -129,7 +136,9 @@ async fn check_reachable(url: &Url) -> Result<(), Error> {
     match client.get(url.clone()).send().await {
         Ok(_) => Ok(()),
         Err(e) => {
-            let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+            let cause = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
             Err(Error::Environment(format!(
                 "target {url} is unreachable: {cause} (hint: start the service, or omit target.url to use the built-in one)"
             )))

@@ -52,7 +52,12 @@ pub struct Session {
 }
 
 /// Applies command-line overrides to a loaded scenario.
-pub fn apply_overrides(plan: &mut Plan, target_url: Option<&Url>, prometheus_url: Option<&Url>, seed: Option<u64>) {
+pub fn apply_overrides(
+    plan: &mut Plan,
+    target_url: Option<&Url>,
+    prometheus_url: Option<&Url>,
+    seed: Option<u64>,
+) {
     if let Some(u) = target_url {
         plan.target = TargetPlan::External { url: u.clone() };
     }
@@ -74,13 +79,21 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
     let kept_dir = session.run_dir.take().and_then(RunDirGuard::finish);
 
     let (status, code) = match &result {
-        Ok(()) if session.outcome.as_ref().is_some_and(Outcome::passed) => (RunStatus::Passed, exit::PASS),
+        Ok(()) if session.outcome.as_ref().is_some_and(Outcome::passed) => {
+            (RunStatus::Passed, exit::PASS)
+        }
         Ok(()) => (RunStatus::Failed, exit::FAIL),
         Err(Error::Interrupted(c)) => (RunStatus::Aborted, *c),
         Err(e) => (RunStatus::Error, e.exit_code()),
     };
     if let Some(plan) = &session.plan {
-        let rep = Report::new(plan, &session, status, code, result.as_ref().err().map(|e| e.to_string()));
+        let rep = Report::new(
+            plan,
+            &session,
+            status,
+            code,
+            result.as_ref().err().map(|e| e.to_string()),
+        );
         if session.record.is_some() {
             let mut out = std::io::stdout().lock();
             // A closed stdout (e.g. `| head`) must not change the verdict.
@@ -111,7 +124,12 @@ async fn execute(
     interrupt: &Interrupt,
 ) -> Result<(), Error> {
     let mut loaded = scenario::load(&opts.scenario)?;
-    apply_overrides(&mut loaded.plan, opts.target_url.as_ref(), opts.prometheus_url.as_ref(), opts.seed);
+    apply_overrides(
+        &mut loaded.plan,
+        opts.target_url.as_ref(),
+        opts.prometheus_url.as_ref(),
+        opts.seed,
+    );
     let rule_files = rules::load_and_check(&loaded)?;
     let plan = loaded.plan.clone();
     session.plan = Some(plan.clone());
@@ -129,7 +147,10 @@ async fn execute(
         .prefix("slocheck-run-")
         .tempdir()
         .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
-    let guard = RunDirGuard { dir: Some(run_dir), keep: opts.keep_run_dir };
+    let guard = RunDirGuard {
+        dir: Some(run_dir),
+        keep: opts.keep_run_dir,
+    };
     let dir = guard.path();
     session.run_dir = Some(guard);
 
@@ -140,14 +161,25 @@ async fn execute(
         session.scaled = prepared.scaled.clone();
         let scaled_paths = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
         let client = env
-            .start_managed(&plan, opts.prometheus_bin.clone(), dir.clone(), scaled_paths, &target_url, cancel)
+            .start_managed(
+                &plan,
+                opts.prometheus_bin.clone(),
+                dir.clone(),
+                scaled_paths,
+                &target_url,
+                cancel,
+            )
             .await;
         if cancel.is_cancelled() {
             return Err(interrupted(interrupt));
         }
         (client?, prepared.timings)
     } else {
-        let url = plan.prometheus.url.clone().unwrap_or_else(|| unreachable!("external checked above"));
+        let url = plan
+            .prometheus
+            .url
+            .clone()
+            .unwrap_or_else(|| unreachable!("external checked above"));
         let required: Vec<String> = plan
             .expects
             .iter()
@@ -169,7 +201,12 @@ async fn execute(
     let load_cancel = cancel.child_token();
     let progress = progress::spawn(&plan, live.clone(), opts.progress, load_cancel.clone());
     let task = {
-        let (plan, url, live, c) = (plan.clone(), target_url.clone(), live.clone(), load_cancel.clone());
+        let (plan, url, live, c) = (
+            plan.clone(),
+            target_url.clone(),
+            live.clone(),
+            load_cancel.clone(),
+        );
         tokio::spawn(async move { load::run(&plan, &url, live, c).await })
     };
     let record = watch_load(task, env, &load_cancel).await;
@@ -188,7 +225,12 @@ async fn execute(
     }
     env.check_alive()?;
     let until = SystemTime::now();
-    let inputs = verify::Inputs { plan: &plan, record: &record, rules: &timings, until };
+    let inputs = verify::Inputs {
+        plan: &plan,
+        record: &record,
+        rules: &timings,
+        until,
+    };
     let outcome = tokio::select! {
         o = verify::verify(&client, &inputs) => o?,
         _ = cancel.cancelled() => return Err(interrupted(interrupt)),
@@ -231,7 +273,10 @@ struct RunDirGuard {
 
 impl RunDirGuard {
     fn path(&self) -> PathBuf {
-        self.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default()
+        self.dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default()
     }
 
     /// Keeps or removes the directory now; returns the kept path.

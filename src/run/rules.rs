@@ -33,9 +33,14 @@ pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
         .iter()
         .map(|p| rules::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let known: Vec<&str> = files.iter().flat_map(|f| f.alerts().map(|a| a.name.as_str())).collect();
+    let known: Vec<&str> = files
+        .iter()
+        .flat_map(|f| f.alerts().map(|a| a.name.as_str()))
+        .collect();
     for (i, e) in plan.expects.iter().enumerate() {
-        let ExpectKind::Alert(a) = &e.kind else { continue };
+        let ExpectKind::Alert(a) = &e.kind else {
+            continue;
+        };
         if known.contains(&a.alert.as_str()) {
             continue;
         }
@@ -45,9 +50,21 @@ pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
             format!("alerts in the rule files: {}", known.join(", "))
         };
         let message = format!("unknown alert \"{}\"", a.alert);
-        let diag = match loaded.spans.alert_names.iter().find(|r| r.expect_index == i) {
-            Some(r) => loaded.spans.diagnostic(&r.key_path, r.location, &message, Some(&hint)).to_string(),
-            None => format!("{}: {}.alert: {message} (hint: {hint})", plan.source.display(), e.id),
+        let diag = match loaded
+            .spans
+            .alert_names
+            .iter()
+            .find(|r| r.expect_index == i)
+        {
+            Some(r) => loaded
+                .spans
+                .diagnostic(&r.key_path, r.location, &message, Some(&hint))
+                .to_string(),
+            None => format!(
+                "{}: {}.alert: {message} (hint: {hint})",
+                plan.source.display(),
+                e.id
+            ),
         };
         return Err(Error::Invalid(diag));
     }
@@ -82,7 +99,8 @@ pub fn check_time_scale(plan: &Plan, files: &[RuleFile]) -> Result<(), Error> {
 /// is installed.
 pub fn prepare(plan: &Plan, files: Vec<RuleFile>, dir: &Path) -> Result<PreparedRules, Error> {
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    let scaled = timescale::write_scaled(&plan.prometheus.rule_files, plan.prometheus.time_scale, dir)?;
+    let scaled =
+        timescale::write_scaled(&plan.prometheus.rule_files, plan.prometheus.time_scale, dir)?;
     let paths: Vec<_> = scaled.iter().map(|s| s.scaled.clone()).collect();
     if let Some(Err(msg)) = timescale::promtool_check(&paths) {
         return Err(Error::Invalid(format!(
@@ -96,7 +114,11 @@ pub fn prepare(plan: &Plan, files: Vec<RuleFile>, dir: &Path) -> Result<Prepared
             timings.insert(a.name.clone(), timing(&a.expr, a.for_, a.keep_firing_for));
         }
     }
-    Ok(PreparedRules { files, scaled, timings })
+    Ok(PreparedRules {
+        files,
+        scaled,
+        timings,
+    })
 }
 
 /// Timings of rules loaded elsewhere (external Prometheus: unscaled).
@@ -110,5 +132,10 @@ pub fn timings(files: &[RuleFile]) -> BTreeMap<String, RuleTiming> {
 
 fn timing(expr: &str, for_: Duration, keep_firing_for: Duration) -> RuleTiming {
     let s = shape::alert_shape(expr);
-    RuleTiming { window: s.window, threshold: s.threshold, for_, keep_firing_for }
+    RuleTiming {
+        window: s.window,
+        threshold: s.threshold,
+        for_,
+        keep_firing_for,
+    }
 }

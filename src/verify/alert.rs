@@ -22,7 +22,13 @@ pub struct PhaseWindow {
 /// Rebuilds contiguous state stretches from the sample times of the
 /// `pending` and `firing` series on a range query's grid. A state ends at the
 /// first grid point where it is no longer seen.
-pub fn spans(pending: &[u64], firing: &[u64], grid_start: u64, grid_end: u64, step_ms: u64) -> Vec<AlertSpan> {
+pub fn spans(
+    pending: &[u64],
+    firing: &[u64],
+    grid_start: u64,
+    grid_end: u64,
+    step_ms: u64,
+) -> Vec<AlertSpan> {
     let step = step_ms.max(1);
     let mut out: Vec<AlertSpan> = Vec::new();
     let mut current: Option<(AlertState, u64)> = None;
@@ -42,7 +48,11 @@ pub fn spans(pending: &[u64], firing: &[u64], grid_start: u64, grid_end: u64, st
             (Some((s, _)), Some(n)) if s == n => {}
             (prev, next) => {
                 if let Some((s, start)) = prev {
-                    out.push(AlertSpan { state: s, start_ms: start, end_ms: Some(t) });
+                    out.push(AlertSpan {
+                        state: s,
+                        start_ms: start,
+                        end_ms: Some(t),
+                    });
                 }
                 current = next.map(|n| (n, t));
             }
@@ -50,7 +60,11 @@ pub fn spans(pending: &[u64], firing: &[u64], grid_start: u64, grid_end: u64, st
         t += step;
     }
     if let Some((s, start)) = current {
-        out.push(AlertSpan { state: s, start_ms: start, end_ms: None });
+        out.push(AlertSpan {
+            state: s,
+            start_ms: start,
+            end_ms: None,
+        });
     }
     out
 }
@@ -76,7 +90,12 @@ fn pipeline_lag(scrape: Duration, eval: Duration) -> Duration {
 /// How long after the start of a phase injecting error ratio `injected` the
 /// alert should be firing: the window must fill to `threshold / injected`
 /// (all of it when unknown), then `for` must elapse.
-pub fn fire_bound(rule: &RuleTiming, injected: Option<f64>, scrape: Duration, eval: Duration) -> Duration {
+pub fn fire_bound(
+    rule: &RuleTiming,
+    injected: Option<f64>,
+    scrape: Duration,
+    eval: Duration,
+) -> Duration {
     let fill = match (rule.window, rule.threshold, injected) {
         (Some(w), Some(th), Some(e)) if e > th && th > 0.0 => w.mul_f64(th / e),
         (Some(w), _, _) => w,
@@ -88,7 +107,12 @@ pub fn fire_bound(rule: &RuleTiming, injected: Option<f64>, scrape: Duration, ev
 /// How long after the faults stop the alert should be resolved: the window
 /// must drain until the ratio drops under the threshold (all of it when
 /// unknown), then `keep_firing_for` must elapse.
-pub fn resolve_bound(rule: &RuleTiming, injected: Option<f64>, scrape: Duration, eval: Duration) -> Duration {
+pub fn resolve_bound(
+    rule: &RuleTiming,
+    injected: Option<f64>,
+    scrape: Duration,
+    eval: Duration,
+) -> Duration {
     let drain = match (rule.window, rule.threshold, injected) {
         (Some(w), Some(th), Some(e)) if e > th && th > 0.0 => w.mul_f64(1.0 - th / e),
         (Some(w), _, _) => w,
@@ -147,7 +171,12 @@ pub fn describe(spans: &[AlertSpan], origin_ms: u64) -> String {
 
 /// Judges one alert expectation. `phases` holds every phase of the run;
 /// names in `exp` were validated against them before the run.
-pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow], bounds: AppliedBounds) -> AlertJudgement {
+pub fn judge(
+    exp: &AlertExpectation,
+    spans: &[AlertSpan],
+    phases: &[PhaseWindow],
+    bounds: AppliedBounds,
+) -> AlertJudgement {
     let origin = phases.first().map_or(0, |p| p.start_ms);
     let observed = describe(spans, origin);
     let find = |name: &str| phases.iter().find(|p| p.name == name);
@@ -157,7 +186,11 @@ pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow]
     for name in &exp.silent_during {
         let Some(w) = find(name) else { continue };
         if let Some(s) = spans.iter().find(|s| overlaps(s, w)) {
-            let state = if s.state == AlertState::Firing { "firing" } else { "pending" };
+            let state = if s.state == AlertState::Firing {
+                "firing"
+            } else {
+                "pending"
+            };
             failures.push(format!(
                 "{state} during \"{name}\" at {:+.1}s from its start, expected silent",
                 secs_between(w.start_ms, s.start_ms.max(w.start_ms))
@@ -167,18 +200,27 @@ pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow]
         }
     }
 
-    let firing: Vec<&AlertSpan> = spans.iter().filter(|s| s.state == AlertState::Firing).collect();
+    let firing: Vec<&AlertSpan> = spans
+        .iter()
+        .filter(|s| s.state == AlertState::Firing)
+        .collect();
 
     if let Some(name) = &exp.fires_during
         && let Some(w) = find(name)
     {
         let bound = bounds.fire_within;
-        if let Some(s) = firing.iter().find(|s| s.start_ms < w.start_ms && overlaps(s, w)) {
+        if let Some(s) = firing
+            .iter()
+            .find(|s| s.start_ms < w.start_ms && overlaps(s, w))
+        {
             failures.push(format!(
                 "already firing before \"{name}\" started ({:+.1}s)",
                 secs_between(w.start_ms, s.start_ms)
             ));
-        } else if let Some(s) = firing.iter().find(|s| s.start_ms >= w.start_ms && s.start_ms <= w.end_ms) {
+        } else if let Some(s) = firing
+            .iter()
+            .find(|s| s.start_ms >= w.start_ms && s.start_ms <= w.end_ms)
+        {
             let after = secs_between(w.start_ms, s.start_ms);
             if let Some(b) = bound
                 && after > b.as_secs_f64()
@@ -194,7 +236,11 @@ pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow]
             let pending = spans
                 .iter()
                 .any(|s| s.state == AlertState::Pending && overlaps(s, w));
-            let hint = if pending { " (it was pending: `for` longer than the phase?)" } else { "" };
+            let hint = if pending {
+                " (it was pending: `for` longer than the phase?)"
+            } else {
+                ""
+            };
             failures.push(format!("never fired during \"{name}\"{hint}"));
         }
     }
@@ -205,8 +251,12 @@ pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow]
         // The stretch that should end here is the last one that began before
         // this phase did.
         match firing.iter().rev().find(|s| s.start_ms < w.start_ms) {
-            None if !w.scraped => missing_data.push(format!("no scrapes of the target during \"{name}\"")),
-            None => failures.push(format!("never fired before \"{name}\", so it cannot resolve in it")),
+            None if !w.scraped => {
+                missing_data.push(format!("no scrapes of the target during \"{name}\""))
+            }
+            None => failures.push(format!(
+                "never fired before \"{name}\", so it cannot resolve in it"
+            )),
             Some(s) => match s.end_ms {
                 Some(end) if end < w.start_ms => failures.push(format!(
                     "resolved {:.1}s before \"{name}\" started",
@@ -222,7 +272,10 @@ pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow]
                             b.as_secs_f64()
                         ));
                     }
-                    if let Some(again) = firing.iter().find(|f| f.start_ms > end && f.start_ms <= w.end_ms) {
+                    if let Some(again) = firing
+                        .iter()
+                        .find(|f| f.start_ms > end && f.start_ms <= w.end_ms)
+                    {
                         failures.push(format!(
                             "fired again {:.1}s after \"{name}\" started",
                             secs_between(w.start_ms, again.start_ms)
@@ -244,8 +297,16 @@ pub fn judge(exp: &AlertExpectation, spans: &[AlertSpan], phases: &[PhaseWindow]
     } else {
         Verdict::Pass
     };
-    let reason = failures.into_iter().chain(missing_data).collect::<Vec<_>>().join("; ");
-    AlertJudgement { verdict, observed, reason }
+    let reason = failures
+        .into_iter()
+        .chain(missing_data)
+        .collect::<Vec<_>>()
+        .join("; ");
+    AlertJudgement {
+        verdict,
+        observed,
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -262,7 +323,11 @@ mod tests {
             scraped: true,
             injected_error_ratio: None,
         };
-        vec![p("baseline", 0, 10), p("spike", 10, 35), p("recovery", 35, 55)]
+        vec![
+            p("baseline", 0, 10),
+            p("spike", 10, 35),
+            p("recovery", 35, 55),
+        ]
     }
 
     fn exp() -> AlertExpectation {
@@ -291,8 +356,16 @@ mod tests {
         assert_eq!(
             s,
             vec![
-                AlertSpan { state: AlertState::Pending, start_ms: 14 * S, end_ms: Some(29 * S) },
-                AlertSpan { state: AlertState::Firing, start_ms: 29 * S, end_ms: Some(47 * S) },
+                AlertSpan {
+                    state: AlertState::Pending,
+                    start_ms: 14 * S,
+                    end_ms: Some(29 * S)
+                },
+                AlertSpan {
+                    state: AlertState::Firing,
+                    start_ms: 29 * S,
+                    end_ms: Some(47 * S)
+                },
             ]
         );
         let open = spans(&[], &secs(50..61), 0, 60 * S, S);
@@ -310,21 +383,73 @@ mod tests {
     #[test]
     fn lifecycle_failures_are_named() {
         let cases: Vec<(&str, Vec<AlertSpan>, &str)> = vec![
-            ("never fires", spans(&secs(14..30), &[], 0, 60 * S, S), "never fired during \"spike\" (it was pending"),
-            ("noisy baseline", spans(&secs(5..8), &secs(29..47), 0, 60 * S, S), "pending during \"baseline\""),
-            ("too slow", spans(&[], &secs(36..40), 0, 60 * S, S), "never fired during \"spike\""),
-            ("late in phase", spans(&[], &secs(34..40), 0, 60 * S, S), "fired 24.0s after \"spike\" started, later than the bound of 20.0s"),
-            ("never resolves", spans(&[], &secs(29..61), 0, 60 * S, S), "still firing at the end of \"recovery\""),
-            ("resolves late", spans(&[], &secs(29..54), 0, 60 * S, S), "resolved 19.0s after \"recovery\" started"),
-            ("resolves early", spans(&[], &secs(29..33), 0, 60 * S, S), "resolved 2.0s before \"recovery\" started"),
-            ("refires", spans(&[], &[secs(29..40), secs(45..50)].concat(), 0, 60 * S, S), "fired again"),
-            ("already firing", spans(&[], &secs(8..40), 0, 60 * S, S), "already firing before \"spike\""),
+            (
+                "never fires",
+                spans(&secs(14..30), &[], 0, 60 * S, S),
+                "never fired during \"spike\" (it was pending",
+            ),
+            (
+                "noisy baseline",
+                spans(&secs(5..8), &secs(29..47), 0, 60 * S, S),
+                "pending during \"baseline\"",
+            ),
+            (
+                "too slow",
+                spans(&[], &secs(36..40), 0, 60 * S, S),
+                "never fired during \"spike\"",
+            ),
+            (
+                "late in phase",
+                spans(&[], &secs(34..40), 0, 60 * S, S),
+                "fired 24.0s after \"spike\" started, later than the bound of 20.0s",
+            ),
+            (
+                "never resolves",
+                spans(&[], &secs(29..61), 0, 60 * S, S),
+                "still firing at the end of \"recovery\"",
+            ),
+            (
+                "resolves late",
+                spans(&[], &secs(29..54), 0, 60 * S, S),
+                "resolved 19.0s after \"recovery\" started",
+            ),
+            (
+                "resolves early",
+                spans(&[], &secs(29..33), 0, 60 * S, S),
+                "resolved 2.0s before \"recovery\" started",
+            ),
+            (
+                "refires",
+                spans(&[], &[secs(29..40), secs(45..50)].concat(), 0, 60 * S, S),
+                "fired again",
+            ),
+            (
+                "already firing",
+                spans(&[], &secs(8..40), 0, 60 * S, S),
+                "already firing before \"spike\"",
+            ),
         ];
         for (what, s, want) in cases {
-            let tight = AppliedBounds { fire_within: Some(Duration::from_secs(20)), ..BOUNDS };
-            let j = judge(&exp(), &s, &phases(), if what == "late in phase" { tight } else { BOUNDS });
+            let tight = AppliedBounds {
+                fire_within: Some(Duration::from_secs(20)),
+                ..BOUNDS
+            };
+            let j = judge(
+                &exp(),
+                &s,
+                &phases(),
+                if what == "late in phase" {
+                    tight
+                } else {
+                    BOUNDS
+                },
+            );
             assert_eq!(j.verdict, Verdict::Fail, "{what}: {}", j.reason);
-            assert!(j.reason.contains(want), "{what}: {:?} lacks {want:?}", j.reason);
+            assert!(
+                j.reason.contains(want),
+                "{what}: {:?} lacks {want:?}",
+                j.reason
+            );
         }
     }
 
@@ -349,12 +474,24 @@ mod tests {
         };
         let one = Duration::from_secs(1);
         // 15 s × 0.05 / 0.2 = 3.75 s to fill, + 15 s for, + 6 s pipeline.
-        assert_eq!(fire_bound(&rule, Some(0.2), one, one), Duration::from_millis(24_750));
+        assert_eq!(
+            fire_bound(&rule, Some(0.2), one, one),
+            Duration::from_millis(24_750)
+        );
         // 15 s × (1 − 0.25) = 11.25 s to drain, + 6 s pipeline.
-        assert_eq!(resolve_bound(&rule, Some(0.2), one, one), Duration::from_millis(17_250));
+        assert_eq!(
+            resolve_bound(&rule, Some(0.2), one, one),
+            Duration::from_millis(17_250)
+        );
         // Unknown injected ratio: assume the whole window.
         assert_eq!(fire_bound(&rule, None, one, one), Duration::from_secs(36));
-        let sticky = RuleTiming { keep_firing_for: Duration::from_secs(60), ..rule };
-        assert_eq!(resolve_bound(&sticky, Some(0.2), one, one), Duration::from_millis(77_250));
+        let sticky = RuleTiming {
+            keep_firing_for: Duration::from_secs(60),
+            ..rule
+        };
+        assert_eq!(
+            resolve_bound(&sticky, Some(0.2), one, one),
+            Duration::from_millis(77_250)
+        );
     }
 }

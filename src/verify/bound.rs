@@ -14,7 +14,10 @@ pub fn holds(value: f64, bound: &Bound<f64>) -> bool {
     match *bound {
         Bound::Below(b) => value < b,
         Bound::Above(b) => value > b,
-        Bound::Near { value: v, tolerance } => (value - v).abs() <= tolerance,
+        Bound::Near {
+            value: v,
+            tolerance,
+        } => (value - v).abs() <= tolerance,
         Bound::Between { min, max } => value >= min && value <= max,
     }
 }
@@ -25,8 +28,14 @@ pub fn secs(bound: &Bound<Duration>) -> Bound<f64> {
     match *bound {
         Bound::Below(b) => Bound::Below(s(b)),
         Bound::Above(b) => Bound::Above(s(b)),
-        Bound::Near { value, tolerance } => Bound::Near { value: s(value), tolerance: s(tolerance) },
-        Bound::Between { min, max } => Bound::Between { min: s(min), max: s(max) },
+        Bound::Near { value, tolerance } => Bound::Near {
+            value: s(value),
+            tolerance: s(tolerance),
+        },
+        Bound::Between { min, max } => Bound::Between {
+            min: s(min),
+            max: s(max),
+        },
     }
 }
 
@@ -49,7 +58,11 @@ pub fn latency(v: f64) -> String {
 }
 
 pub fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.4}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 #[cfg(test)]
@@ -63,8 +76,22 @@ mod tests {
             (0.25, Bound::Below(0.25), false),
             (0.3, Bound::Above(0.25), true),
             (0.25, Bound::Above(0.25), false),
-            (0.21, Bound::Near { value: 0.2, tolerance: 0.03 }, true),
-            (0.24, Bound::Near { value: 0.2, tolerance: 0.03 }, false),
+            (
+                0.21,
+                Bound::Near {
+                    value: 0.2,
+                    tolerance: 0.03,
+                },
+                true,
+            ),
+            (
+                0.24,
+                Bound::Near {
+                    value: 0.2,
+                    tolerance: 0.03,
+                },
+                false,
+            ),
             (0.5, Bound::Between { min: 0.5, max: 1.0 }, true),
             (1.01, Bound::Between { min: 0.5, max: 1.0 }, false),
             (f64::NAN, Bound::Below(1.0), false),
@@ -80,7 +107,10 @@ mod tests {
         let b = secs(&Bound::Below(Duration::from_millis(250)));
         assert_eq!(b, Bound::Below(0.25));
         assert_eq!(describe(&b, latency), "below 250.0ms");
-        let n = Bound::Near { value: 0.2, tolerance: 0.03 };
+        let n = Bound::Near {
+            value: 0.2,
+            tolerance: 0.03,
+        };
         assert_eq!(describe(&n, ratio), "near 0.2000 ± 0.0300");
     }
 }

@@ -39,20 +39,32 @@ fn soft<T>(r: Result<T, PromError>) -> Result<Result<T, String>, PromError> {
 
 /// Evaluates every expectation of the plan.
 pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, PromError> {
-    let v = Verifier { client, inp, job: &inp.plan.prometheus.job };
+    let v = Verifier {
+        client,
+        inp,
+        job: &inp.plan.prometheus.job,
+    };
     let windows = v.windows().await?;
     let buckets = v.bucket_bounds().await?;
     let mut results = Vec::with_capacity(inp.plan.expects.len());
     let mut timelines: BTreeMap<String, AlertTimeline> = BTreeMap::new();
     for e in &inp.plan.expects {
         let r = match &e.kind {
-            ExpectKind::LatencyQuantile { quantile, phase, bound } => {
-                v.latency(e, *quantile, phase, &bound::secs(bound), &buckets).await?
+            ExpectKind::LatencyQuantile {
+                quantile,
+                phase,
+                bound,
+            } => {
+                v.latency(e, *quantile, phase, &bound::secs(bound), &buckets)
+                    .await?
             }
             ExpectKind::ErrorRatio { phase, bound } => v.error_ratio(e, phase, bound).await?,
-            ExpectKind::PromQl { expr, phase, aggregate, bound } => {
-                v.promql(e, expr, phase, *aggregate, bound).await?
-            }
+            ExpectKind::PromQl {
+                expr,
+                phase,
+                aggregate,
+                bound,
+            } => v.promql(e, expr, phase, *aggregate, bound).await?,
             ExpectKind::Alert(a) => {
                 if !timelines.contains_key(&a.alert) {
                     let t = v.alert_timeline(&a.alert).await?;
@@ -67,7 +79,11 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
     for p in &inp.record.phases {
         agreement.push(v.agreement(p, &buckets).await?);
     }
-    Ok(Outcome { results, alerts: timelines.into_values().collect(), agreement })
+    Ok(Outcome {
+        results,
+        alerts: timelines.into_values().collect(),
+        agreement,
+    })
 }
 
 struct Verifier<'a> {
@@ -108,11 +124,17 @@ impl Verifier<'_> {
     }
 
     /// One instant value of `expr` at `at`; None for no data or NaN.
-    async fn scalar(&self, expr: &str, at: SystemTime) -> Result<Result<Option<f64>, String>, PromError> {
-        Ok(soft(self.client.query(expr, at).await)?.map(|samples| match samples.as_slice() {
-            [one] if !one.value.is_nan() => Some(one.value),
-            _ => None,
-        }))
+    async fn scalar(
+        &self,
+        expr: &str,
+        at: SystemTime,
+    ) -> Result<Result<Option<f64>, String>, PromError> {
+        Ok(
+            soft(self.client.query(expr, at).await)?.map(|samples| match samples.as_slice() {
+                [one] if !one.value.is_nan() => Some(one.value),
+                _ => None,
+            }),
+        )
     }
 
     async fn windows(&self) -> Result<Vec<PhaseWindow>, PromError> {
@@ -153,7 +175,14 @@ impl Verifier<'_> {
         buckets: &[f64],
     ) -> Result<ExpectationResult, PromError> {
         let pct = format!("P{}", (q * 1000.0).round() / 10.0);
-        let mut r = result(e, "latency_quantile", format!("{pct} latency in \"{phase}\" {}", bound::describe(b, bound::latency)));
+        let mut r = result(
+            e,
+            "latency_quantile",
+            format!(
+                "{pct} latency in \"{phase}\" {}",
+                bound::describe(b, bound::latency)
+            ),
+        );
         let Some(p) = self.phase(phase) else {
             r.reason = format!("phase \"{phase}\" did not run");
             return Ok(r);
@@ -161,7 +190,11 @@ impl Verifier<'_> {
         if let Some(c) = p.latency_quantile_secs(q) {
             let mut line = format!("client HDR {pct} (corrected) = {}", bound::latency(c));
             if let Some((lo, hi)) = queries::bucket_of(buckets, c) {
-                line.push_str(&format!(" in bucket ({}, {}]", bound::latency(lo), bound::latency(hi)));
+                line.push_str(&format!(
+                    " in bucket ({}, {}]",
+                    bound::latency(lo),
+                    bound::latency(hi)
+                ));
             }
             r.client.push(line);
         }
@@ -173,14 +206,32 @@ impl Verifier<'_> {
         let value = self.scalar(&expr, p.end).await?;
         self.settle(&mut r, expr, p, value, b, bound::latency, |v| {
             queries::bucket_of(buckets, v)
-                .map(|(lo, hi)| format!(" (histogram bucket {}..{})", bound::latency(lo), bound::latency(hi)))
+                .map(|(lo, hi)| {
+                    format!(
+                        " (histogram bucket {}..{})",
+                        bound::latency(lo),
+                        bound::latency(hi)
+                    )
+                })
                 .unwrap_or_default()
         });
         Ok(r)
     }
 
-    async fn error_ratio(&self, e: &Expectation, phase: &str, b: &Bound<f64>) -> Result<ExpectationResult, PromError> {
-        let mut r = result(e, "error_ratio", format!("5xx ratio in \"{phase}\" {}", bound::describe(b, bound::ratio)));
+    async fn error_ratio(
+        &self,
+        e: &Expectation,
+        phase: &str,
+        b: &Bound<f64>,
+    ) -> Result<ExpectationResult, PromError> {
+        let mut r = result(
+            e,
+            "error_ratio",
+            format!(
+                "5xx ratio in \"{phase}\" {}",
+                bound::describe(b, bound::ratio)
+            ),
+        );
         let Some(p) = self.phase(phase) else {
             r.reason = format!("phase \"{phase}\" did not run");
             return Ok(r);
@@ -223,12 +274,19 @@ impl Verifier<'_> {
         });
         match v {
             None if r.reason.is_empty() => {
-                r.reason = format!("no data from Prometheus for \"{}\" (no requests scraped in the window?)", p.name)
+                r.reason = format!(
+                    "no data from Prometheus for \"{}\" (no requests scraped in the window?)",
+                    p.name
+                )
             }
             None => {}
             Some(v) => {
                 r.observed = format!("{}{}", fmt(v), extra(v));
-                r.verdict = if bound::holds(v, b) { Verdict::Pass } else { Verdict::Fail };
+                r.verdict = if bound::holds(v, b) {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                };
                 if r.verdict == Verdict::Fail {
                     r.reason = format!("{} is not {}", fmt(v), bound::describe(b, fmt));
                 }
@@ -250,17 +308,31 @@ impl Verifier<'_> {
             Aggregate::Max => "max",
             Aggregate::Avg => "avg",
         };
-        let mut r = result(e, "promql", format!("{expr} ({agg_name} over \"{phase}\") {}", bound::describe(b, bound::number)));
+        let mut r = result(
+            e,
+            "promql",
+            format!(
+                "{expr} ({agg_name} over \"{phase}\") {}",
+                bound::describe(b, bound::number)
+            ),
+        );
         let Some(p) = self.phase(phase) else {
             r.reason = format!("phase \"{phase}\" did not run");
             return Ok(r);
         };
         let step = self.inp.plan.prometheus.evaluation_interval;
         let series = soft(self.client.query_range(expr, p.start, p.end, step).await)?;
-        let mut ev = QueryEvidence { promql: expr.to_string(), at_ms: unix_ms(p.end), start_ms: Some(unix_ms(p.start)), value: None };
+        let mut ev = QueryEvidence {
+            promql: expr.to_string(),
+            at_ms: unix_ms(p.end),
+            start_ms: Some(unix_ms(p.start)),
+            value: None,
+        };
         match series {
             Err(msg) => r.reason = format!("query failed: {msg}"),
-            Ok(s) if s.is_empty() => r.reason = format!("the expression returned no data during \"{phase}\""),
+            Ok(s) if s.is_empty() => {
+                r.reason = format!("the expression returned no data during \"{phase}\"")
+            }
             Ok(s) if s.len() > 1 => {
                 r.reason = format!(
                     "the expression returned {} series; aggregate it to one (e.g. sum(...) or max(...))",
@@ -268,16 +340,31 @@ impl Verifier<'_> {
                 )
             }
             Ok(s) => {
-                let vals: Vec<f64> = s[0].points.iter().map(|(_, v)| *v).filter(|v| !v.is_nan()).collect();
+                let vals: Vec<f64> = s[0]
+                    .points
+                    .iter()
+                    .map(|(_, v)| *v)
+                    .filter(|v| !v.is_nan())
+                    .collect();
                 let value = aggregate(&vals, agg);
                 ev.value = value;
                 match value {
-                    None => r.reason = format!("the expression returned only NaN during \"{phase}\""),
+                    None => {
+                        r.reason = format!("the expression returned only NaN during \"{phase}\"")
+                    }
                     Some(v) => {
                         r.observed = format!("{} ({} samples)", bound::number(v), vals.len());
-                        r.verdict = if bound::holds(v, b) { Verdict::Pass } else { Verdict::Fail };
+                        r.verdict = if bound::holds(v, b) {
+                            Verdict::Pass
+                        } else {
+                            Verdict::Fail
+                        };
                         if r.verdict == Verdict::Fail {
-                            r.reason = format!("{} is not {}", bound::number(v), bound::describe(b, bound::number));
+                            r.reason = format!(
+                                "{} is not {}",
+                                bound::number(v),
+                                bound::describe(b, bound::number)
+                            );
                         }
                     }
                 }
@@ -291,7 +378,12 @@ impl Verifier<'_> {
         let step = self.inp.plan.prometheus.evaluation_interval;
         let start = self.inp.record.started_at;
         let expr = queries::alert_states(name);
-        let series = soft(self.client.query_range(&expr, start, self.inp.until, step).await)?.unwrap_or_default();
+        let series = soft(
+            self.client
+                .query_range(&expr, start, self.inp.until, step)
+                .await,
+        )?
+        .unwrap_or_default();
         let times = |state: &str| -> Vec<u64> {
             series
                 .iter()
@@ -323,21 +415,41 @@ impl Verifier<'_> {
         })
     }
 
-    fn alert(&self, e: &Expectation, a: &AlertExpectation, t: &AlertTimeline, windows: &[PhaseWindow]) -> ExpectationResult {
+    fn alert(
+        &self,
+        e: &Expectation,
+        a: &AlertExpectation,
+        t: &AlertTimeline,
+        windows: &[PhaseWindow],
+    ) -> ExpectationResult {
         let pp = &self.inp.plan.prometheus;
         let rule = self.inp.rules.get(&a.alert).copied().unwrap_or_default();
         let injected = |phase: &Option<String>| {
-            phase.as_ref().and_then(|n| self.inp.plan.phases.iter().find(|p| &p.name == n)).and_then(|p| p.faults.error.map(|f| f.ratio))
+            phase
+                .as_ref()
+                .and_then(|n| self.inp.plan.phases.iter().find(|p| &p.name == n))
+                .and_then(|p| p.faults.error.map(|f| f.ratio))
         };
         // The resolve bound drains the window filled at the firing phase's ratio.
         let bounds = AppliedBounds {
             fire_within: a.fires_during.as_ref().map(|_| {
-                a.fire_within
-                    .unwrap_or_else(|| alert::fire_bound(&rule, injected(&a.fires_during), pp.scrape_interval, pp.evaluation_interval))
+                a.fire_within.unwrap_or_else(|| {
+                    alert::fire_bound(
+                        &rule,
+                        injected(&a.fires_during),
+                        pp.scrape_interval,
+                        pp.evaluation_interval,
+                    )
+                })
             }),
             resolve_within: a.resolves_during.as_ref().map(|_| {
                 a.resolve_within.unwrap_or_else(|| {
-                    alert::resolve_bound(&rule, injected(&a.fires_during), pp.scrape_interval, pp.evaluation_interval)
+                    alert::resolve_bound(
+                        &rule,
+                        injected(&a.fires_during),
+                        pp.scrape_interval,
+                        pp.evaluation_interval,
+                    )
                 })
             }),
         };
@@ -346,11 +458,19 @@ impl Verifier<'_> {
             words.push(format!("silent during {}", a.silent_during.join(", ")));
         }
         if let (Some(p), Some(b)) = (&a.fires_during, bounds.fire_within) {
-            let how = if a.fire_within.is_some() { "" } else { " (derived)" };
+            let how = if a.fire_within.is_some() {
+                ""
+            } else {
+                " (derived)"
+            };
             words.push(format!("fires during \"{p}\" within {}{how}", human(b)));
         }
         if let (Some(p), Some(b)) = (&a.resolves_during, bounds.resolve_within) {
-            let how = if a.resolve_within.is_some() { "" } else { " (derived)" };
+            let how = if a.resolve_within.is_some() {
+                ""
+            } else {
+                " (derived)"
+            };
             words.push(format!("resolves during \"{p}\" within {}{how}", human(b)));
         }
         let mut r = result(e, "alert", format!("{}: {}", a.alert, words.join("; ")));
@@ -365,19 +485,29 @@ impl Verifier<'_> {
             value: None,
         });
         if let Some(state) = &t.api_state_at_end {
-            r.client.push(format!("/api/v1/alerts at verification: {state}"));
+            r.client
+                .push(format!("/api/v1/alerts at verification: {state}"));
         } else {
-            r.client.push("/api/v1/alerts at verification: inactive".to_string());
+            r.client
+                .push("/api/v1/alerts at verification: inactive".to_string());
         }
         for p in windows {
             if let Some(x) = p.injected_error_ratio.filter(|x| *x > 0.0) {
-                r.client.push(format!("injected 5xx ratio in \"{}\": {}", p.name, bound::ratio(x)));
+                r.client.push(format!(
+                    "injected 5xx ratio in \"{}\": {}",
+                    p.name,
+                    bound::ratio(x)
+                ));
             }
         }
         r
     }
 
-    async fn agreement(&self, p: &PhaseRecord, buckets: &[f64]) -> Result<PhaseAgreement, PromError> {
+    async fn agreement(
+        &self,
+        p: &PhaseRecord,
+        buckets: &[f64],
+    ) -> Result<PhaseAgreement, PromError> {
         let mut a = PhaseAgreement {
             phase: p.name.clone(),
             injected_error_ratio: p.injected_error_ratio(),
@@ -392,8 +522,16 @@ impl Verifier<'_> {
             return Ok(a);
         }
         let w = window(p);
-        a.prometheus_error_ratio = self.scalar(&queries::error_ratio(self.job, w), p.end).await?.ok().flatten();
-        a.prometheus_p90_seconds = self.scalar(&queries::latency_quantile(0.9, self.job, w), p.end).await?.ok().flatten();
+        a.prometheus_error_ratio = self
+            .scalar(&queries::error_ratio(self.job, w), p.end)
+            .await?
+            .ok()
+            .flatten();
+        a.prometheus_p90_seconds = self
+            .scalar(&queries::latency_quantile(0.9, self.job, w), p.end)
+            .await?
+            .ok()
+            .flatten();
         if let Some(pv) = a.prometheus_p90_seconds {
             a.p90_bucket = queries::bucket_of(buckets, pv);
             a.p90_same_bucket = a
@@ -405,8 +543,14 @@ impl Verifier<'_> {
 }
 
 fn client_ratios(p: &PhaseRecord) -> String {
-    let injected = p.injected_error_ratio().map(bound::ratio).unwrap_or_else(|| "n/a".into());
-    let seen = p.observed_error_ratio().map(bound::ratio).unwrap_or_else(|| "n/a".into());
+    let injected = p
+        .injected_error_ratio()
+        .map(bound::ratio)
+        .unwrap_or_else(|| "n/a".into());
+    let seen = p
+        .observed_error_ratio()
+        .map(bound::ratio)
+        .unwrap_or_else(|| "n/a".into());
     format!(
         "injected 5xx ratio = {injected} ({} of {} sent); client saw {seen} ({} of {} responses)",
         p.injected_errors,

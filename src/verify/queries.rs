@@ -52,7 +52,11 @@ pub fn alert_states(alert: &str) -> String {
 
 /// Number of successful scrapes of the job within `window`.
 pub fn scrapes(job: &str, window: Duration) -> String {
-    format!("sum(sum_over_time(up{{job={}}}[{}]))", quote(job), promql_duration(window))
+    format!(
+        "sum(sum_over_time(up{{job={}}}[{}]))",
+        quote(job),
+        promql_duration(window)
+    )
 }
 
 /// The histogram's bucket bounds (`le` values) as Prometheus sees them.
@@ -91,7 +95,10 @@ mod tests {
             error_ratio("j", w),
             "(sum(increase(http_requests_total{job=\"j\",status=~\"5..\"}[25000ms])) or vector(0)) / sum(increase(http_requests_total{job=\"j\"}[25000ms]))"
         );
-        assert_eq!(alert_states("HighErrorRate"), "max by (alertstate) (ALERTS{alertname=\"HighErrorRate\"})");
+        assert_eq!(
+            alert_states("HighErrorRate"),
+            "max by (alertstate) (ALERTS{alertname=\"HighErrorRate\"})"
+        );
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
     }
 

@@ -1,0 +1,168 @@
+//! Shared set-up of the end-to-end tests: the `slocheck` binary run in a
+//! sandbox with its own TMPDIR, so a test can prove that nothing it started
+//! (run directory, Prometheus) is left behind.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("slocheck-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// TMPDIR of the child: its run directories are created here.
+    pub fn tmp(&self) -> PathBuf {
+        let t = self.path().join("tmp");
+        std::fs::create_dir_all(&t).expect("tmp dir");
+        t
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_slocheck"));
+        c.env("TMPDIR", self.tmp())
+            .env("NO_COLOR", "1")
+            .current_dir(repo());
+        c
+    }
+
+    /// Runs `slocheck ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run slocheck")
+    }
+
+    /// Writes a file into the sandbox and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).expect("write fixture");
+        p
+    }
+
+    /// A copy of a rule file from `rules/` with textual edits applied;
+    /// panics if an edit does not apply (the test would prove nothing).
+    pub fn rules_copy(&self, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+        let text = std::fs::read_to_string(repo().join("rules").join(name)).expect("read rules");
+        self.write(&format!("edited-{name}"), &apply(&text, edits))
+    }
+
+    /// A copy of `scenarios/NAME` with the rule files and data paths made
+    /// absolute (so the copy works from the sandbox) and edits applied.
+    pub fn scenario_copy(
+        &self,
+        name: &str,
+        rule_files: Option<&[PathBuf]>,
+        edits: &[(&str, &str)],
+    ) -> PathBuf {
+        let scenarios = repo().join("scenarios");
+        let mut text = std::fs::read_to_string(scenarios.join(name)).expect("read scenario");
+        text = text.replace("\"data/", &format!("\"{}/data/", scenarios.display()));
+        let rules = match rule_files {
+            Some(files) => files
+                .iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect::<Vec<_>>(),
+            None => ["recording.yml", "alerts.yml"]
+                .iter()
+                .map(|f| format!("{:?}", repo().join("rules").join(f).display().to_string()))
+                .collect(),
+        };
+        text = apply(
+            &text,
+            &[(
+                "\"../rules/recording.yml\", \"../rules/alerts.yml\"",
+                &rules.join(", "),
+            )],
+        );
+        self.write(name, &apply(&text, edits))
+    }
+
+    /// Nothing left behind: no run directory, no process mentioning the
+    /// sandbox (a managed Prometheus has its paths on its command line).
+    pub fn assert_clean(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.tmp())
+            .expect("read tmp")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("slocheck-run-"))
+            .collect();
+        assert!(left.is_empty(), "run directories left behind: {left:?}");
+        let procs = processes_mentioning(&self.tmp().display().to_string());
+        assert!(procs.is_empty(), "processes left running: {procs:?}");
+    }
+}
+
+pub fn apply(text: &str, edits: &[(&str, &str)]) -> String {
+    let mut t = text.to_string();
+    for (from, to) in edits {
+        assert!(t.contains(from), "edit {from:?} does not apply");
+        t = t.replace(from, to);
+    }
+    t
+}
+
+/// PIDs and command lines of live processes whose command line contains `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        // Zombies have an empty cmdline; they hold no resources but would
+        // still mean a missing reap, which /proc/PID/stat tells.
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if cmd.contains(needle)
+            || (stat.contains(" Z ") && cmd.is_empty() && stat.contains("prometheus"))
+        {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Everything a failing assertion should show.
+pub fn dump(o: &Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("report is JSON")
+}
