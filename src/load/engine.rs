@@ -50,7 +50,7 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("load thread {shard} stopped without a result (it panicked)")]
+    #[error("load thread {shard} stopped without a result (its runtime failed to start or it panicked)")]
     ShardLost { shard: usize },
 }
 
@@ -350,6 +350,7 @@ async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instan
         if ctx.in_flight.get() >= spec.cap {
             ctx.recorders.borrow_mut()[phase].on_drop();
         } else {
+            ctx.in_flight.set(ctx.in_flight.get() + 1);
             let ctx = ctx.clone();
             tokio::task::spawn_local(async move {
                 let mut slot = ctx.idle.borrow_mut().pop();
@@ -357,6 +358,7 @@ async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instan
                 if let Some(conn) = slot {
                     ctx.idle.borrow_mut().push(conn);
                 }
+                ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
             });
         }
         n += spec.shards as u64;
@@ -376,7 +378,9 @@ async fn closed_worker(
         let n = counters[phase].fetch_add(1, Relaxed);
         ctx.recorders.borrow_mut()[phase].scheduled += 1;
         // In closed mode the intended send time is the actual one.
+        ctx.in_flight.set(ctx.in_flight.get() + 1);
         one(&ctx, &mut slot, phase, n, Instant::now(), start).await;
+        ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
         if !think.is_zero() {
             sleep_until((Instant::now() + think).min(end)).await;
         }
@@ -387,7 +391,9 @@ async fn closed_worker(
 }
 
 /// Request `n` of `phase`, intended at `intended`: fault decision, send,
-/// record. The one request path both modes share.
+/// record. The one request path both modes share; callers account for it in
+/// `in_flight` (the open-loop scheduler must do so before the task runs, or a
+/// burst of overdue sends could overshoot the bound).
 async fn one(
     ctx: &Ctx,
     slot: &mut Option<Conn>,
@@ -413,9 +419,7 @@ async fn one(
         error,
         delay,
     );
-    ctx.in_flight.set(ctx.in_flight.get() + 1);
     let outcome = client::exchange(&ctx.target, slot, n, header).await;
-    ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
     let now = Instant::now();
     ctx.recorders.borrow_mut()[phase].on_done(
         now.saturating_duration_since(start),
