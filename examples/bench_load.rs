@@ -19,13 +19,17 @@ fn cpu_secs() -> Result<f64, Box<dyn Error>> {
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     let rest = stat.rsplit_once(')').ok_or("unexpected /proc/self/stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).ok_or("no utime")?.parse::<u64>()? + f.get(12).ok_or("no stime")?.parse::<u64>()?;
+    let ticks: u64 = f.get(11).ok_or("no utime")?.parse::<u64>()?
+        + f.get(12).ok_or("no stime")?.parse::<u64>()?;
     Ok(ticks as f64 / 100.0)
 }
 
 fn peak_rss_kb() -> Result<u64, Box<dyn Error>> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).ok_or("no VmHWM")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM")?;
     Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
 }
 
@@ -52,7 +56,10 @@ fn plan(mode: LoadMode, rate: f64, secs: u64) -> Plan {
             job: "bench".into(),
             settle: Duration::ZERO,
         },
-        load: LoadPlan { mode, max_in_flight: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN) },
+        load: LoadPlan {
+            mode,
+            max_in_flight: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+        },
         phases: vec![PhasePlan {
             name: "bench".into(),
             duration: Duration::from_secs(secs),
@@ -69,29 +76,47 @@ fn plan(mode: LoadMode, rate: f64, secs: u64) -> Plan {
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, url, mode, n, secs] = args.as_slice() else {
-        return Err("usage: bench_load URL closed CONNS SECS | bench_load URL open RATE SECS".into());
+        return Err(
+            "usage: bench_load URL closed CONNS SECS | bench_load URL open RATE SECS".into(),
+        );
     };
     let url: reqwest::Url = url.parse()?;
     let secs: u64 = secs.parse()?;
     let p = match mode.as_str() {
         "closed" => {
             let c = NonZeroU32::new(n.parse()?).ok_or("CONNS must be > 0")?;
-            plan(LoadMode::Closed { concurrency: c, think_time: Duration::ZERO }, 0.0, secs)
+            plan(
+                LoadMode::Closed {
+                    concurrency: c,
+                    think_time: Duration::ZERO,
+                },
+                0.0,
+                secs,
+            )
         }
         "open" => plan(LoadMode::Open, n.parse()?, secs),
         other => return Err(format!("unknown mode {other:?} (hint: closed or open)").into()),
     };
     let cpu0 = cpu_secs()?;
-    let rec = run(&p, &url, Arc::new(LiveStats::new()), CancellationToken::new()).await?;
+    let rec = run(
+        &p,
+        &url,
+        Arc::new(LiveStats::new()),
+        CancellationToken::new(),
+    )
+    .await?;
     let cpu = cpu_secs()? - cpu0;
     let ph = rec.phases.first().ok_or("no phase recorded")?;
     let done = ph.responses().max(1);
     println!(
-        "sent={} responses={} dropped={} errors={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
+        "sent={} responses={} ok_2xx={} dropped={} errors={} conn_errors={} timeouts={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
         ph.sent,
         ph.responses(),
+        ph.status_classes[1],
         ph.dropped,
         ph.connection_errors + ph.timeouts,
+        ph.connection_errors,
+        ph.timeouts,
         ph.responses() as f64 / ph.duration_secs().max(1e-9),
         cpu,
         cpu * 1e6 / done as f64,

@@ -181,7 +181,10 @@ mod tests {
                 job: "j".into(),
                 settle: Duration::ZERO,
             },
-            load: LoadPlan { mode: LoadMode::Open, max_in_flight: std::num::NonZeroUsize::MIN },
+            load: LoadPlan {
+                mode: LoadMode::Open,
+                max_in_flight: std::num::NonZeroUsize::MIN,
+            },
             phases: vec![PhasePlan {
                 name: "only".into(),
                 duration: Duration::from_secs(10),
@@ -197,15 +200,26 @@ mod tests {
     #[tokio::test]
     async fn display_stops_on_cancel_and_quiet_shows_nothing() {
         let live = Arc::new(LiveStats::new());
-        let quiet = spawn(&plan(), live.clone(), ProgressMode::Quiet, CancellationToken::new());
-        tokio::time::timeout(Duration::from_secs(1), quiet).await.unwrap().unwrap();
+        let quiet = spawn(
+            &plan(),
+            live.clone(),
+            ProgressMode::Quiet,
+            CancellationToken::new(),
+        );
+        tokio::time::timeout(Duration::from_secs(1), quiet)
+            .await
+            .unwrap()
+            .unwrap();
         for mode in [ProgressMode::Plain, ProgressMode::Tty] {
             let cancel = CancellationToken::new();
             let h = spawn(&plan(), live.clone(), mode, cancel.clone());
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert!(!h.is_finished(), "{mode:?} display ended on its own");
             cancel.cancel();
-            tokio::time::timeout(Duration::from_secs(1), h).await.unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(1), h)
+                .await
+                .unwrap()
+                .unwrap();
         }
     }
 

@@ -26,7 +26,7 @@ use super::faults::{FAULT_HEADER, PhaseFaults};
 use super::live::{Counts, LiveStats};
 use super::pacer::Pacer;
 use super::recorder::Recorder;
-use crate::plan::{LoadMode, Plan};
+use crate::plan::{LoadMode, Plan, Rate};
 use crate::record::RunRecord;
 
 pub use super::live::LiveSnapshot;
@@ -50,7 +50,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("load thread {shard} stopped without a result (its runtime failed to start or it panicked)")]
+    #[error(
+        "load thread {shard} stopped without a result (its runtime failed to start or it panicked)"
+    )]
     ShardLost { shard: usize },
 }
 
@@ -112,10 +114,25 @@ fn share(total: usize, shards: usize, index: usize) -> usize {
     total / shards + usize::from(index < total % shards)
 }
 
+/// Open-loop rate one shard handles before another core is worth its extra
+/// wake-ups (each shard wakes for its own share of the schedule).
+const RATE_PER_SHARD: f64 = 10_000.0;
+
 fn shard_count(plan: &Plan) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let limit = match plan.load.mode {
-        LoadMode::Open => plan.load.max_in_flight.get(),
+        LoadMode::Open => {
+            let peak = plan
+                .phases
+                .iter()
+                .map(|p| match p.rate {
+                    Rate::Constant(r) => r,
+                    Rate::Ramp { from, to } => from.max(to),
+                })
+                .fold(0.0, f64::max);
+            let by_rate = (peak / RATE_PER_SHARD).ceil().max(1.0) as usize;
+            plan.load.max_in_flight.get().min(by_rate)
+        }
         LoadMode::Closed { concurrency, .. } => plan
             .phases
             .iter()
