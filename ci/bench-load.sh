@@ -30,6 +30,8 @@ trap cleanup EXIT INT TERM
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 mkdir -p "$TMP/www" "$TMP/logs"
 printf 'ok\n' > "$TMP/www/index.html"
+# nginx workers run as an unprivileged user: the page must be readable.
+chmod 755 "$TMP" "$TMP/www" && chmod 644 "$TMP/www/index.html"
 cat > "$TMP/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -61,6 +63,8 @@ URL="http://127.0.0.1:$PORT"
 echo "nginx pid $NGINX_PID on $URL; $(nproc) cores"
 
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p"; }
+# Guard against benchmarking error pages: every response must be a 2xx.
+curl -fsS "$URL/" >/dev/null || { echo "nginx does not serve $URL/ with a 2xx" >&2; exit 1; }
 
 # wrk: CPU from the shell's child accounting (user + sys).
 TIMEFORMAT='%U %S'
@@ -68,6 +72,7 @@ WRK_OUT="$TMP/wrk.txt"
 WRK_CPU="$( { time wrk -t"$(nproc)" -c50 -d"${SECS}s" "$URL/" > "$WRK_OUT"; } 2>&1 )"
 WRK_REQS="$(awk '/requests in/ {print $1}' "$WRK_OUT")"
 WRK_RPS="$(awk '/Requests\/sec/ {print $2}' "$WRK_OUT")"
+if grep -q "Non-2xx" "$WRK_OUT"; then echo "wrk saw non-2xx responses:" >&2; cat "$WRK_OUT" >&2; exit 1; fi
 WRK_US="$(echo "$WRK_CPU" | awk -v n="$WRK_REQS" '{printf "%.2f", ($1+$2)*1e6/n}')"
 
 S_OUT="$("$BENCH" "$URL" closed 50 "$SECS")"
@@ -86,8 +91,8 @@ echo "open loop, ${SECS}s each (achieved = responses per second)"
 for RATE in 1000 5000 20000; do
   OUT="$("$BENCH" "$URL" open "$RATE" "$SECS")"
   echo "$OUT" | awk -v r="$RATE" '{ for (i=1;i<=NF;i++) { split($i,kv,"="); v[kv[1]]=kv[2] } }
-    END { printf "  %6d rps requested: achieved %.0f (%.3f), dropped %d, errors %d, p50 %.2f ms, p99 %.2f ms, cpu %.2f us/req\n",
-          r, v["rps"], v["rps"]/r, v["dropped"], v["errors"], v["p50_us"]/1000, v["p99_us"]/1000, v["cpu_us_per_req"] }'
+    END { printf "  %6d rps requested: achieved %.0f (%.3f), 2xx %d, dropped %d, errors %d, p50 %.2f ms, p99 %.2f ms, cpu %.2f us/req\n",
+          r, v["rps"], v["rps"]/r, v["ok_2xx"], v["dropped"], v["errors"], v["p50_us"]/1000, v["p99_us"]/1000, v["cpu_us_per_req"] }'
 done
 
 echo

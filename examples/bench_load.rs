@@ -109,11 +109,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let ph = rec.phases.first().ok_or("no phase recorded")?;
     let done = ph.responses().max(1);
     println!(
-        "sent={} responses={} dropped={} errors={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
+        "sent={} responses={} ok_2xx={} dropped={} errors={} conn_errors={} timeouts={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
         ph.sent,
         ph.responses(),
+        ph.status_classes[1],
         ph.dropped,
         ph.connection_errors + ph.timeouts,
+        ph.connection_errors,
+        ph.timeouts,
         ph.responses() as f64 / ph.duration_secs().max(1e-9),
         cpu,
         cpu * 1e6 / done as f64,

@@ -157,6 +157,72 @@ pub fn spawn(
 mod tests {
     use super::*;
 
+    fn plan() -> Plan {
+        use crate::plan::*;
+        Plan {
+            name: "p".into(),
+            source: "p.toml".into(),
+            seed: 1,
+            target: TargetPlan::BuiltIn,
+            request: RequestTemplate {
+                method: http::Method::GET,
+                path: "/".into(),
+                headers: vec![],
+                bodies: vec![],
+                timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+            },
+            prometheus: PrometheusPlan {
+                url: None,
+                scrape_interval: Duration::from_secs(1),
+                evaluation_interval: Duration::from_secs(1),
+                rule_files: vec![],
+                time_scale: 1.0,
+                job: "j".into(),
+                settle: Duration::ZERO,
+            },
+            load: LoadPlan {
+                mode: LoadMode::Open,
+                max_in_flight: std::num::NonZeroUsize::MIN,
+            },
+            phases: vec![PhasePlan {
+                name: "only".into(),
+                duration: Duration::from_secs(10),
+                rate: Rate::Constant(1.0),
+                concurrency: None,
+                faults: FaultSpec::default(),
+            }],
+            expects: vec![],
+            allow_inconclusive: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn display_stops_on_cancel_and_quiet_shows_nothing() {
+        let live = Arc::new(LiveStats::new());
+        let quiet = spawn(
+            &plan(),
+            live.clone(),
+            ProgressMode::Quiet,
+            CancellationToken::new(),
+        );
+        tokio::time::timeout(Duration::from_secs(1), quiet)
+            .await
+            .unwrap()
+            .unwrap();
+        for mode in [ProgressMode::Plain, ProgressMode::Tty] {
+            let cancel = CancellationToken::new();
+            let h = spawn(&plan(), live.clone(), mode, cancel.clone());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(!h.is_finished(), "{mode:?} display ended on its own");
+            cancel.cancel();
+            tokio::time::timeout(Duration::from_secs(1), h)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
     #[test]
     fn line_shows_the_counters() {
         let v = View {

@@ -26,7 +26,7 @@ use super::faults::{FAULT_HEADER, PhaseFaults};
 use super::live::{Counts, LiveStats};
 use super::pacer::Pacer;
 use super::recorder::Recorder;
-use crate::plan::{LoadMode, Plan};
+use crate::plan::{LoadMode, Plan, Rate};
 use crate::record::RunRecord;
 
 pub use super::live::LiveSnapshot;
@@ -50,7 +50,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("load thread {shard} stopped without a result (it panicked)")]
+    #[error(
+        "load thread {shard} stopped without a result (its runtime failed to start or it panicked)"
+    )]
     ShardLost { shard: usize },
 }
 
@@ -112,10 +114,25 @@ fn share(total: usize, shards: usize, index: usize) -> usize {
     total / shards + usize::from(index < total % shards)
 }
 
+/// Open-loop rate one shard handles before another core is worth its extra
+/// wake-ups (each shard wakes for its own share of the schedule).
+const RATE_PER_SHARD: f64 = 10_000.0;
+
 fn shard_count(plan: &Plan) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let limit = match plan.load.mode {
-        LoadMode::Open => plan.load.max_in_flight.get(),
+        LoadMode::Open => {
+            let peak = plan
+                .phases
+                .iter()
+                .map(|p| match p.rate {
+                    Rate::Constant(r) => r,
+                    Rate::Ramp { from, to } => from.max(to),
+                })
+                .fold(0.0, f64::max);
+            let by_rate = (peak / RATE_PER_SHARD).ceil().max(1.0) as usize;
+            plan.load.max_in_flight.get().min(by_rate)
+        }
         LoadMode::Closed { concurrency, .. } => plan
             .phases
             .iter()
@@ -350,6 +367,7 @@ async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instan
         if ctx.in_flight.get() >= spec.cap {
             ctx.recorders.borrow_mut()[phase].on_drop();
         } else {
+            ctx.in_flight.set(ctx.in_flight.get() + 1);
             let ctx = ctx.clone();
             tokio::task::spawn_local(async move {
                 let mut slot = ctx.idle.borrow_mut().pop();
@@ -357,6 +375,7 @@ async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instan
                 if let Some(conn) = slot {
                     ctx.idle.borrow_mut().push(conn);
                 }
+                ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
             });
         }
         n += spec.shards as u64;
@@ -376,7 +395,9 @@ async fn closed_worker(
         let n = counters[phase].fetch_add(1, Relaxed);
         ctx.recorders.borrow_mut()[phase].scheduled += 1;
         // In closed mode the intended send time is the actual one.
+        ctx.in_flight.set(ctx.in_flight.get() + 1);
         one(&ctx, &mut slot, phase, n, Instant::now(), start).await;
+        ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
         if !think.is_zero() {
             sleep_until((Instant::now() + think).min(end)).await;
         }
@@ -387,7 +408,9 @@ async fn closed_worker(
 }
 
 /// Request `n` of `phase`, intended at `intended`: fault decision, send,
-/// record. The one request path both modes share.
+/// record. The one request path both modes share; callers account for it in
+/// `in_flight` (the open-loop scheduler must do so before the task runs, or a
+/// burst of overdue sends could overshoot the bound).
 async fn one(
     ctx: &Ctx,
     slot: &mut Option<Conn>,
@@ -413,9 +436,7 @@ async fn one(
         error,
         delay,
     );
-    ctx.in_flight.set(ctx.in_flight.get() + 1);
     let outcome = client::exchange(&ctx.target, slot, n, header).await;
-    ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
     let now = Instant::now();
     ctx.recorders.borrow_mut()[phase].on_done(
         now.saturating_duration_since(start),

@@ -241,8 +241,8 @@ impl Recorder {
         }
     }
 
-    /// The phase's record; `elapsed` is the phase's actual length, which
-    /// bounds the per-second series.
+    /// The phase's record over `[start, end]`; the per-second series covers
+    /// that span, plus one slot of late completions when it holds any.
     pub fn into_record(
         self,
         name: String,

@@ -158,6 +158,11 @@ mod tests {
             aborted: true,
         };
         let table = phase_summary_table(&rec);
+        insta::assert_snapshot!(table, @r"
+        phase      dur  sent  rps  target  dropped  2xx  4xx  5xx  conn_err  timeout  inj_err  inj_delay  p50/p90/p99 corr  p50/p90/p99 svc
+        baseline  2.0s    10  5.0     5.0        1    9    0    1         0        0        1          0   9.0/13.0/14.0ms    5.0/5.0/5.0ms
+        (run aborted: the last phase is partial)
+        ");
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("phase"), "{table}");
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
