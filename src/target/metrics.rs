@@ -42,6 +42,8 @@ pub const INFERENCE_BUCKETS: [f64; 10] = [
     0.01,
 ];
 
+const PREDICT_PATH: &str = "/predict";
+
 /// `path` for requests no route matched: keeps cardinality bounded.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -52,7 +54,7 @@ pub const PRECREATED_STATUSES: [u16; 8] = [200, 400, 422, 500, 502, 503, 504, 42
 
 /// Route templates the target serves; known ones are labelled without
 /// allocating.
-const KNOWN_PATHS: [&str; 4] = ["/predict", "/healthz", "/metrics", "/admin/faults"];
+const KNOWN_PATHS: [&str; 4] = [PREDICT_PATH, "/healthz", "/metrics", "/admin/faults"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -79,8 +81,16 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily<RouteLabels>,
     in_flight: Gauge,
-    predictions: Family<ClassLabels, Counter>,
     inference: Histogram,
+    hot: HotSeries,
+}
+
+/// Handles to the pre-created `POST /predict` and per-class series: the hot
+/// path updates them without a family lookup (lock + label hashing).
+struct HotSeries {
+    predict_latency: Histogram,
+    predict_by_status: [(u16, Counter); PRECREATED_STATUSES.len()],
+    by_class: [Counter; N_CLASSES],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,33 +140,29 @@ impl Metrics {
             "Model compute time per prediction in seconds",
             inference.clone(),
         );
-        let m = Metrics {
+        let hot = HotSeries {
+            predict_latency: latency.get_or_create_owned(&RouteLabels {
+                path: Cow::Borrowed(PREDICT_PATH),
+                method: "POST",
+            }),
+            predict_by_status: PRECREATED_STATUSES.map(|status| {
+                let labels = RequestLabels {
+                    path: Cow::Borrowed(PREDICT_PATH),
+                    method: "POST",
+                    status,
+                };
+                (status, requests.get_or_create_owned(&labels))
+            }),
+            by_class: CLASS_NAMES
+                .map(|class| predictions.get_or_create_owned(&ClassLabels { class })),
+        };
+        Metrics {
             registry,
             requests,
             latency,
             in_flight,
-            predictions,
             inference,
-        };
-        m.precreate();
-        m
-    }
-
-    fn precreate(&self) {
-        let route = RouteLabels {
-            path: Cow::Borrowed("/predict"),
-            method: "POST",
-        };
-        for status in PRECREATED_STATUSES {
-            let _ = self.requests.get_or_create(&RequestLabels {
-                path: route.path.clone(),
-                method: route.method,
-                status,
-            });
-        }
-        let _ = self.latency.get_or_create(&route);
-        for class in CLASS_NAMES.iter().take(N_CLASSES) {
-            let _ = self.predictions.get_or_create(&ClassLabels { class });
+            hot,
         }
     }
 
@@ -174,12 +180,24 @@ impl Metrics {
         status: u16,
         secs: f64,
     ) {
-        self.latency
-            .get_or_create(&RouteLabels {
+        if path == PREDICT_PATH && method == "POST" {
+            self.hot.predict_latency.observe(secs);
+            if let Some((_, c)) = self
+                .hot
+                .predict_by_status
+                .iter()
+                .find(|(s, _)| *s == status)
+            {
+                c.inc();
+                return;
+            }
+        } else {
+            let route = RouteLabels {
                 path: path.clone(),
                 method,
-            })
-            .observe(secs);
+            };
+            self.latency.get_or_create(&route).observe(secs);
+        }
         self.requests
             .get_or_create(&RequestLabels {
                 path,
@@ -189,8 +207,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn record_prediction(&self, class: &'static str, secs: f64) {
-        self.predictions.get_or_create(&ClassLabels { class }).inc();
+    pub fn record_prediction(&self, class_index: usize, secs: f64) {
+        if let Some(c) = self.hot.by_class.get(class_index) {
+            c.inc();
+        }
         self.inference.observe(secs);
     }
 }
@@ -288,6 +308,27 @@ mod tests {
         assert!(text.contains(
             r#"http_request_latency_seconds_bucket{path="/predict",method="POST",le="0.2"} 1"#
         ));
+    }
+
+    #[test]
+    fn fast_path_and_family_path_count_once_each() {
+        let m = Metrics::new();
+        m.record_request(Cow::Borrowed("/predict"), "POST", 418, 0.001);
+        m.record_request(Cow::Borrowed("/predict"), "POST", 200, 0.001);
+        m.record_request(Cow::Borrowed("/predict"), "GET", 200, 0.001);
+        m.record_prediction(2, 0.000_01);
+        let text = m.encode().unwrap();
+        for line in [
+            r#"http_requests_total{path="/predict",method="POST",status="418"} 1"#,
+            r#"http_requests_total{path="/predict",method="POST",status="200"} 1"#,
+            r#"http_requests_total{path="/predict",method="GET",status="200"} 1"#,
+            r#"http_request_latency_seconds_count{path="/predict",method="POST"} 2"#,
+            r#"http_request_latency_seconds_count{path="/predict",method="GET"} 1"#,
+            r#"model_predictions_total{class="virginica"} 1"#,
+            "model_inference_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -213,7 +213,7 @@ fn run_model(state: &AppState, x: &[f64; N_FEATURES]) -> PredictionBody {
     let start = Instant::now();
     let p = state.model().predict(x);
     if let Some(m) = state.metrics() {
-        m.record_prediction(p.class(), start.elapsed().as_secs_f64());
+        m.record_prediction(p.class_index, start.elapsed().as_secs_f64());
     }
     PredictionBody {
         class: p.class(),
