@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// Write the machine-readable result to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Per-request timeout of Prometheus API calls (each retried with backoff).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub prometheus_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +154,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 keep_run_dir: a.keep_run_dir,
                 json: a.json,
                 progress: progress_mode(a.traffic.quiet),
+                prometheus_timeout: Some(a.prometheus_timeout),
             };
             return run::run(opts, cancel, interrupt).await;
         }

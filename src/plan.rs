@@ -135,7 +135,7 @@ impl FaultSpec {
 pub struct ErrorFault {
     /// Fraction of requests in [0, 1] answered with `status`.
     pub ratio: f64,
-    /// An HTTP status code 100..=599.
+    /// A final HTTP status code 200..=599 (a 1xx cannot end a response).
     pub status: u16,
 }
 

@@ -25,6 +25,8 @@ pub struct Env {
     pub prometheus: Option<ManagedPrometheus>,
     pub client: Option<PromClient>,
     pub prometheus_version: Option<String>,
+    /// Per-request timeout of Prometheus API calls (default 10 s).
+    pub query_timeout: Option<Duration>,
 }
 
 impl Env {
@@ -66,6 +68,11 @@ impl Env {
         cancel: &CancellationToken,
     ) -> Result<PromClient, Error> {
         let bin = launcher::find_binary(bin.as_deref())?;
+        eprintln!(
+            "slocheck: starting {} (run directory {})",
+            bin.display(),
+            run_dir.display()
+        );
         let host = target.host_str().unwrap_or("127.0.0.1");
         let port = target.port_or_known_default().unwrap_or(80);
         let cfg = LaunchConfig {
@@ -80,7 +87,12 @@ impl Env {
             alertmanagers: Vec::new(),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
-        let client = prom.client();
+        let client = PromClient::new(prom.url().clone(), self.timeout())?;
+        eprintln!(
+            "slocheck: prometheus {} ready at {}; waiting for its first scrape of the target",
+            prom.pid(),
+            prom.url()
+        );
         self.prometheus = Some(prom);
         self.prometheus_version = client.build_version().await.ok();
         client
@@ -97,11 +109,15 @@ impl Env {
         plan: &Plan,
         required_rules: &[String],
     ) -> Result<PromClient, Error> {
-        let client = PromClient::new(url.clone(), QUERY_TIMEOUT)?;
+        let client = PromClient::new(url.clone(), self.timeout())?;
         crate::prom::preflight(&client, &plan.prometheus.job, required_rules).await?;
         self.prometheus_version = client.build_version().await.ok();
         self.client = Some(client.clone());
         Ok(client)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.query_timeout.unwrap_or(QUERY_TIMEOUT)
     }
 
     /// Errors when the managed Prometheus has exited.
@@ -136,9 +152,12 @@ async fn check_reachable(url: &Url) -> Result<(), Error> {
     match client.get(url.clone()).send().await {
         Ok(_) => Ok(()),
         Err(e) => {
-            let cause = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
+            // reqwest's own text ("client error (Connect)") hides the cause;
+            // the innermost source says what happened.
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
             Err(Error::Environment(format!(
                 "target {url} is unreachable: {cause} (hint: start the service, or omit target.url to use the built-in one)"
             )))

@@ -35,6 +35,7 @@ pub struct RunOptions {
     pub keep_run_dir: bool,
     pub json: Option<PathBuf>,
     pub progress: ProgressMode,
+    pub prometheus_timeout: Option<Duration>,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -72,7 +73,10 @@ pub fn apply_overrides(
 /// Runs the scenario and returns the exit code. Errors are printed here.
 pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interrupt) -> u8 {
     let mut session = Session::default();
-    let mut env = Env::default();
+    let mut env = Env {
+        query_timeout: opts.prometheus_timeout,
+        ..Env::default()
+    };
     let result = execute(&opts, &mut session, &mut env, &cancel, &interrupt).await;
     env.shutdown().await;
     session.prometheus_version = env.prometheus_version.take();
@@ -209,22 +213,35 @@ async fn execute(
         );
         tokio::spawn(async move { load::run(&plan, &url, live, c).await })
     };
-    let record = watch_load(task, env, &load_cancel).await;
+    eprintln!(
+        "slocheck: load started: {} phases, {}",
+        plan.phases.len(),
+        crate::timeutil::human(plan.total_duration())
+    );
+    let (record, died) = watch_load(task, env, &load_cancel).await;
     load_cancel.cancel();
     let _ = progress.await;
     let record = record?;
     session.record = Some(record.clone());
+    if let Some(e) = died {
+        return Err(e);
+    }
     if cancel.is_cancelled() {
         return Err(interrupted(interrupt));
     }
 
     // Let the last phase's samples be scraped and its rules evaluated.
+    eprintln!(
+        "slocheck: load done; settling {} before verification",
+        crate::timeutil::human(plan.prometheus.settle)
+    );
     tokio::select! {
         _ = tokio::time::sleep(plan.prometheus.settle) => {}
         _ = cancel.cancelled() => return Err(interrupted(interrupt)),
     }
     env.check_alive()?;
     let until = SystemTime::now();
+    eprintln!("slocheck: verifying {} expectations", plan.expects.len());
     let inputs = verify::Inputs {
         plan: &plan,
         record: &record,
@@ -239,30 +256,36 @@ async fn execute(
     Ok(())
 }
 
-/// Waits for the load task; fails fast when the managed Prometheus dies.
+type LoadTask = tokio::task::JoinHandle<Result<RunRecord, load::LoadError>>;
+
+/// Waits for the load task. When the managed Prometheus dies meanwhile, the
+/// load is stopped at once and its partial record returned with the error,
+/// so the report still shows what ran.
 async fn watch_load(
-    mut task: tokio::task::JoinHandle<Result<RunRecord, load::LoadError>>,
+    mut task: LoadTask,
     env: &mut Env,
     cancel: &CancellationToken,
-) -> Result<RunRecord, Error> {
+) -> (Result<RunRecord, Error>, Option<Error>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
+    let mut died = None;
+    let joined = loop {
         tokio::select! {
-            r = &mut task => {
-                return match r {
-                    Ok(r) => Ok(r?),
-                    Err(e) => Err(Error::Environment(format!("the load engine stopped unexpectedly: {e}"))),
-                };
-            }
-            _ = tick.tick() => {
+            r = &mut task => break r,
+            _ = tick.tick(), if died.is_none() => {
                 if let Err(e) = env.check_alive() {
                     cancel.cancel();
-                    let _ = (&mut task).await;
-                    return Err(e);
+                    died = Some(e);
                 }
             }
         }
-    }
+    };
+    let record = match joined {
+        Ok(r) => r.map_err(Error::from),
+        Err(e) => Err(Error::Environment(format!(
+            "the load engine stopped unexpectedly: {e}"
+        ))),
+    };
+    (record, died)
 }
 
 /// Removes the run directory on every exit path unless asked to keep it.

@@ -27,12 +27,25 @@ pub struct PreparedRules {
 /// exists in them.
 pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
     let plan = &loaded.plan;
-    let files = plan
-        .prometheus
-        .rule_files
-        .iter()
-        .map(|p| rules::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut files = Vec::with_capacity(plan.prometheus.rule_files.len());
+    for (i, path) in plan.prometheus.rule_files.iter().enumerate() {
+        match rules::load(path) {
+            Ok(f) => files.push(f),
+            // A missing file is the scenario's mistake: point at its entry.
+            Err(e @ rules::RulesError::Read { .. }) => {
+                return Err(match loaded.spans.rule_files.get(i) {
+                    Some(at) => Error::Invalid(
+                        loaded
+                            .spans
+                            .diagnostic(&at.key_path, at.location, &e.to_string(), None)
+                            .to_string(),
+                    ),
+                    None => e.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let known: Vec<&str> = files
         .iter()
         .flat_map(|f| f.alerts().map(|a| a.name.as_str()))

@@ -71,13 +71,13 @@ pub(super) fn resolve_faults(f: &RawFaults, path: &str, cx: &mut Ctx<'_>) -> Opt
 
 fn status_code(s: &S<i64>, path: &str, cx: &mut Ctx<'_>) -> Option<u16> {
     match u16::try_from(*s.get_ref()) {
-        Ok(code) if (100..=599).contains(&code) => Some(code),
+        Ok(code) if (200..=599).contains(&code) => Some(code),
         _ => {
             cx.error_hint(
                 &s.span(),
                 path,
                 format!(
-                    "status must be an HTTP status 100..=599, got {}",
+                    "status must be a final HTTP status 200..=599, got {}",
                     s.get_ref()
                 ),
                 "5xx statuses such as 503 count as errors",
