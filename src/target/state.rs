@@ -97,11 +97,11 @@ impl AppState {
 
     /// Whether this request's `x-slocheck-fault` header is honoured. Without a
     /// token the server only listens on loopback, so every peer is local; with
-    /// one, remote peers must present it.
+    /// one, peers other than the host itself must present it.
     pub fn fault_header_allowed(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
         self.inner.faults_enabled
             && (!self.token_required()
-                || peer.is_some_and(|p| p.ip().is_loopback())
+                || peer.is_some_and(|p| is_host_itself(p.ip()))
                 || self.has_valid_token(headers))
     }
 
@@ -189,5 +189,18 @@ mod tests {
         assert_eq!(s.sample_admin_fault().and_then(|f| f.status), Some(500));
         s.set_fault_config(FaultConfig::default());
         assert_eq!(s.sample_admin_fault(), None);
+    }
+}
+
+/// The load generator on the same host connects from 127.0.0.1 (or ::1).
+/// Other 127/8 addresses are not trusted: on a shared host they belong to
+/// containers, network namespaces or proxies that forward remote traffic.
+pub fn is_host_itself(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(a) => a == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(a) => {
+            a == Ipv6Addr::LOCALHOST || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
+        }
     }
 }
