@@ -2,13 +2,30 @@
 //! are stopped in order, a partial report is written); a second one exits at
 //! once (children die with us through their parent-death signal).
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::exit;
+
+/// Directories to remove even on a forced exit (a second Ctrl-C skips all
+/// destructors). Children die through their parent-death signal.
+static FORCED_EXIT_CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub fn remove_on_forced_exit(dir: PathBuf) {
+    if let Ok(mut dirs) = FORCED_EXIT_CLEANUP.lock() {
+        dirs.push(dir);
+    }
+}
+
+pub fn forget_on_forced_exit(dir: &std::path::Path) {
+    if let Ok(mut dirs) = FORCED_EXIT_CLEANUP.lock() {
+        dirs.retain(|d| d != dir);
+    }
+}
 
 /// Which signal cancelled the run (0: none yet).
 #[derive(Clone, Default)]
@@ -46,6 +63,11 @@ pub fn install(cancel: CancellationToken) -> std::io::Result<Interrupt> {
             };
             if flag.0.swap(sig, Ordering::Relaxed) != 0 {
                 eprintln!("slocheck: second interrupt, exiting now");
+                if let Ok(dirs) = FORCED_EXIT_CLEANUP.lock() {
+                    for d in dirs.iter() {
+                        let _ = std::fs::remove_dir_all(d);
+                    }
+                }
                 std::process::exit(i32::from(exit::INTERRUPTED));
             }
             eprintln!("slocheck: interrupted, stopping (press Ctrl-C again to exit at once)");

@@ -15,7 +15,9 @@ async fn start() -> TargetHandle {
         admin_token: Some(TOKEN.to_string()),
         ..TargetConfig::default()
     };
-    TargetHandle::start(cfg).await.expect("target starts with a token")
+    TargetHandle::start(cfg)
+        .await
+        .expect("target starts with a token")
 }
 
 fn client_from(ip: [u8; 4]) -> reqwest::Client {
@@ -43,14 +45,36 @@ async fn remote_peers_need_the_token_for_faults_and_admin() {
     let remote = client_from([127, 0, 0, 2]);
     let local = client_from([127, 0, 0, 1]);
 
-    assert_eq!(predict(&remote, &url, None).await, 200, "fault header from a remote peer must be ignored");
-    assert_eq!(predict(&remote, &url, Some("wrong")).await, 200, "a wrong token is no token");
-    assert_eq!(predict(&remote, &url, Some(TOKEN)).await, 503, "with the token the fault applies");
-    assert_eq!(predict(&local, &url, None).await, 503, "the host itself (load generator) may inject");
+    assert_eq!(
+        predict(&remote, &url, None).await,
+        200,
+        "fault header from a remote peer must be ignored"
+    );
+    assert_eq!(
+        predict(&remote, &url, Some("wrong")).await,
+        200,
+        "a wrong token is no token"
+    );
+    assert_eq!(
+        predict(&remote, &url, Some(TOKEN)).await,
+        503,
+        "with the token the fault applies"
+    );
+    assert_eq!(
+        predict(&local, &url, None).await,
+        503,
+        "the host itself (load generator) may inject"
+    );
 
     let admin = url.join("admin/faults").expect("url");
     for c in [&remote, &local] {
-        let s = c.get(admin.clone()).send().await.expect("answer").status().as_u16();
+        let s = c
+            .get(admin.clone())
+            .send()
+            .await
+            .expect("answer")
+            .status()
+            .as_u16();
         assert_eq!(s, 401, "admin without token");
         let s = c
             .put(admin.clone())
@@ -62,13 +86,44 @@ async fn remote_peers_need_the_token_for_faults_and_admin() {
             .as_u16();
         assert_eq!(s, 401, "admin write without token");
     }
-    let s = remote.get(admin.clone()).bearer_auth(TOKEN).send().await.expect("answer").status().as_u16();
+    let s = remote
+        .get(admin.clone())
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .status()
+        .as_u16();
     assert_eq!(s, 200);
 
     // Nothing the server exposes repeats the token.
-    let metrics = local.get(url.join("metrics").expect("url")).send().await.expect("metrics").text().await.expect("text");
-    let faults = remote.get(admin).bearer_auth(TOKEN).send().await.expect("admin").text().await.expect("text");
+    let metrics = local
+        .get(url.join("metrics").expect("url"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let faults = remote
+        .get(admin)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("text");
     assert!(!metrics.contains(TOKEN) && !faults.contains(TOKEN));
-    assert!(!format!("{:?}", TargetConfig { admin_token: Some(TOKEN.into()), ..TargetConfig::default() }).contains(TOKEN));
+    assert!(
+        !format!(
+            "{:?}",
+            TargetConfig {
+                admin_token: Some(TOKEN.into()),
+                ..TargetConfig::default()
+            }
+        )
+        .contains(TOKEN)
+    );
     t.shutdown().await;
 }

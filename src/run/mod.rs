@@ -151,6 +151,9 @@ async fn execute(
         .prefix("slocheck-run-")
         .tempdir()
         .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
+    if !opts.keep_run_dir {
+        crate::signals::remove_on_forced_exit(run_dir.path().to_path_buf());
+    }
     let guard = RunDirGuard {
         dir: Some(run_dir),
         keep: opts.keep_run_dir,
@@ -305,17 +308,19 @@ impl RunDirGuard {
     /// Keeps or removes the directory now; returns the kept path.
     fn finish(mut self) -> Option<PathBuf> {
         let dir = self.dir.take()?;
+        crate::signals::forget_on_forced_exit(dir.path());
         if self.keep { Some(dir.keep()) } else { None }
     }
 }
 
 impl Drop for RunDirGuard {
     fn drop(&mut self) {
-        if let Some(dir) = self.dir.take()
-            && self.keep
-        {
-            let path = dir.keep();
-            eprintln!("slocheck: run directory kept at {}", path.display());
+        if let Some(dir) = self.dir.take() {
+            crate::signals::forget_on_forced_exit(dir.path());
+            if self.keep {
+                let path = dir.keep();
+                eprintln!("slocheck: run directory kept at {}", path.display());
+            }
         }
     }
 }

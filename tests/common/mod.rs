@@ -166,3 +166,91 @@ pub fn read_json(path: &Path) -> serde_json::Value {
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("report is JSON")
 }
+
+/// A running `slocheck` whose stderr is read line by line as it comes.
+pub struct Running {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub stderr_log: String,
+}
+
+impl Sandbox {
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn slocheck");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            stderr_log: String::new(),
+        }
+    }
+}
+
+impl Running {
+    /// Waits for a stderr line containing `needle`; panics with the log so far.
+    pub fn wait_for(&mut self, needle: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_log.push_str(&line);
+                    self.stderr_log.push('\n');
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?} within {timeout:?}; stderr so far:\n{}",
+                    self.stderr_log
+                ),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal slocheck");
+    }
+
+    /// Waits for the exit (bounded) and returns its code and the whole stderr.
+    pub fn finish(mut self, timeout: std::time::Duration) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(std::time::Duration::from_millis(200))
+                {
+                    self.stderr_log.push_str(&line);
+                    self.stderr_log.push('\n');
+                }
+                return (status.code(), self.stderr_log);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "slocheck did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr_log
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
