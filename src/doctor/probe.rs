@@ -128,9 +128,13 @@ pub async fn metrics(target: &Url) -> (Vec<Check>, bool) {
     let (status, body) = match fetched {
         Ok(r) => r,
         Err(e) => {
-            let cause = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
+            // reqwest's own text ("client error (Connect)") hides the cause.
+            let mut cause = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                cause = s.to_string();
+                src = s.source();
+            }
             return (
                 vec![Check::fail(
                     "metrics",
