@@ -211,3 +211,112 @@ fn dockerfile_copies_files_that_exist() {
     assert!(copied >= 4, "{text}");
     assert!(text.contains("ENTRYPOINT [\"slocheck\"]"));
 }
+
+/// The builder image's Rust must build every locked dependency (their
+/// `rust-version`), or `docker compose up --build` fails on a user's machine.
+#[test]
+fn dockerfile_rust_is_new_enough_for_the_dependencies() {
+    let text = std::fs::read_to_string(deploy().join("Dockerfile")).expect("read");
+    let image = text
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .expect("a rust builder stage");
+    let version = parse_version(image.split('-').next().expect("tag")).expect("pinned X.Y tag");
+    let o = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(common::repo())
+        .output()
+        .expect("cargo metadata");
+    assert!(o.status.success(), "{}", common::dump(&o));
+    let meta: Value = serde_json::from_slice(&o.stdout).expect("metadata JSON");
+    let (need, who) = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| {
+            Some((
+                parse_version(p["rust_version"].as_str()?)?,
+                p["name"].as_str()?.to_string(),
+            ))
+        })
+        .max()
+        .expect("some rust-version");
+    assert!(
+        version >= need,
+        "the Dockerfile builds with rust {version:?}, but {who} needs {need:?}"
+    );
+}
+
+fn parse_version(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Files the crate embeds at compile time (`include_str!`) must be copied
+/// into the build stage, or the image build fails.
+#[test]
+fn dockerfile_build_stage_has_the_embedded_files() {
+    let text = std::fs::read_to_string(deploy().join("Dockerfile")).expect("read");
+    let build_stage: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "))
+        .collect();
+    let copied: Vec<PathBuf> = build_stage
+        .iter()
+        .filter(|l| l.starts_with("COPY "))
+        .flat_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w[1..w.len() - 1]
+                .iter()
+                .map(|s| common::repo().join(s))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut embedded = Vec::new();
+    let mut stack = vec![common::repo().join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)
+            .expect("read src")
+            .filter_map(Result::ok)
+        {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let Ok(code) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let after = |m: &'static str| {
+                code.split(m)
+                    .skip(1)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
+            for part in after("include_str!(\"")
+                .iter()
+                .chain(&after("include_bytes!(\""))
+            {
+                let rel = part.split('"').next().expect("path");
+                let file = std::fs::canonicalize(p.parent().expect("dir").join(rel))
+                    .unwrap_or_else(|e| panic!("{rel} from {}: {e}", p.display()));
+                embedded.push(file);
+            }
+        }
+    }
+    assert!(
+        !embedded.is_empty(),
+        "the model's data is embedded; the scan found nothing"
+    );
+    for f in embedded {
+        assert!(
+            copied
+                .iter()
+                .any(|c| std::fs::canonicalize(c).is_ok_and(|c| f.starts_with(c))),
+            "{} is embedded but not copied into the build stage",
+            f.display()
+        );
+    }
+}
