@@ -89,7 +89,7 @@ pub async fn demo(
     }
     .await;
     if let Some(g) = grafana.take() {
-        g.stop();
+        g.stop().await;
     }
     env.shutdown().await;
     drop(run_dir);
@@ -196,7 +196,7 @@ impl Grafana {
     }
 
     /// SIGTERM, up to 5 s, then SIGKILL; always reaped.
-    fn stop(mut self) {
+    async fn stop(mut self) {
         use nix::sys::signal::{Signal, kill};
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
@@ -205,7 +205,7 @@ impl Grafana {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

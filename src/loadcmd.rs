@@ -155,3 +155,26 @@ fn warn_if_longer(plan: &crate::plan::Plan, phase: &str, bound: std::time::Durat
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> crate::plan::Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.toml");
+        scenario::load(&path).expect("demo scenario").plan
+    }
+
+    #[test]
+    fn admin_token_becomes_a_sensitive_bearer_header() {
+        let mut p = plan();
+        let before = p.request.headers.len();
+        add_bearer(&mut p, "s3cret").unwrap();
+        let (name, value) = p.request.headers.last().unwrap();
+        assert_eq!(p.request.headers.len(), before + 1);
+        assert_eq!(name, http::header::AUTHORIZATION);
+        assert_eq!(value.to_str().unwrap(), "Bearer s3cret");
+        assert!(value.is_sensitive());
+        assert!(matches!(add_bearer(&mut p, "a\nb"), Err(Error::Invalid(_))));
+    }
+}
