@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::progress::ProgressMode;
-use crate::{exit, loadcmd, run, signals, target};
+use crate::{demo, doctor, exit, loadcmd, run, signals, target};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +41,45 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve the built-in instrumented ML service.
     Target(target::TargetArgs),
+    /// Diagnose an empty dashboard: Prometheus, scrape targets, /metrics, rules, every panel query.
+    Doctor(DoctorArgs),
+    /// Live dashboards without Docker: built-in target, managed Prometheus (and Grafana if installed), looping load.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The Prometheus to diagnose.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9090/")]
+    pub prometheus_url: Url,
+    /// Base URL of the service whose /metrics to check (e.g. http://127.0.0.1:8000).
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<Url>,
+    /// Folder of Grafana dashboard JSON whose panel queries to run (default: ./dashboards if present).
+    #[arg(long, value_name = "DIR")]
+    pub dashboards: Option<PathBuf>,
+    /// Only this scrape job; also the value of $job in panel queries (default: every job).
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// What $__rate_interval, $__interval and $__range stand for in panel queries.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub rate_interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The scenario whose phases loop.
+    #[arg(default_value = "scenarios/demo.toml")]
+    pub scenario: PathBuf,
+    /// The Prometheus binary (default: `prometheus` on PATH).
+    #[arg(long, value_name = "PATH", env = "SLOCHECK_PROMETHEUS_BIN")]
+    pub prometheus_bin: Option<PathBuf>,
+    /// Dashboards folder (with provisioning/) handed to Grafana.
+    #[arg(long, value_name = "DIR", default_value = "dashboards")]
+    pub dashboards: PathBuf,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +125,14 @@ pub struct LoadArgs {
     /// Repeat the phase list until interrupted.
     #[arg(long = "loop")]
     pub repeat: bool,
+    /// Sent as `Authorization: Bearer` so a remote target honours the fault header.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SLOCHECK_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -164,9 +211,29 @@ async fn dispatch(cmd: Command) -> u8 {
                 target_url: a.traffic.target_url,
                 seed: a.traffic.seed,
                 repeat: a.repeat,
+                admin_token: a.admin_token,
                 progress: progress_mode(a.traffic.quiet),
             };
             loadcmd::load(opts, &cancel, &interrupt).await
+        }
+        Command::Doctor(a) => {
+            let opts = doctor::DoctorOptions {
+                prometheus_url: a.prometheus_url,
+                target_url: a.target_url,
+                dashboards: a.dashboards,
+                job: a.job,
+                rate_interval: a.rate_interval,
+            };
+            doctor::doctor(&opts).await
+        }
+        Command::Demo(a) => {
+            let opts = demo::DemoOptions {
+                scenario: a.scenario,
+                prometheus_bin: a.prometheus_bin,
+                dashboards: a.dashboards,
+                progress: progress_mode(a.quiet),
+            };
+            demo::demo(opts, &cancel, &interrupt).await
         }
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
         Command::Target(a) => target::serve_until_signal(a.into())

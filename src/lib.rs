@@ -5,6 +5,8 @@
 //! The binary is a thin shell over this library (`cli::main`).
 
 pub mod cli;
+pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod load;

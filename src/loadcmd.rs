@@ -22,6 +22,8 @@ pub struct LoadOptions {
     pub target_url: Option<Url>,
     pub seed: Option<u64>,
     pub repeat: bool,
+    /// Bearer token for a target that only honours the fault header with it.
+    pub admin_token: Option<String>,
     pub progress: ProgressMode,
 }
 
@@ -32,6 +34,9 @@ pub async fn load(
 ) -> Result<u8, Error> {
     let mut loaded = scenario::load(&opts.scenario)?;
     apply_overrides(&mut loaded.plan, opts.target_url.as_ref(), None, opts.seed);
+    if let Some(token) = &opts.admin_token {
+        add_bearer(&mut loaded.plan, token)?;
+    }
     let plan = loaded.plan;
     let mut env = Env::default();
     let result = async {
@@ -64,6 +69,19 @@ pub async fn load(
     .await;
     env.shutdown().await;
     result
+}
+
+fn add_bearer(plan: &mut crate::plan::Plan, token: &str) -> Result<(), Error> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        Error::Invalid(
+            "the admin token is not a valid header value (hint: use printable ASCII)".into(),
+        )
+    })?;
+    value.set_sensitive(true);
+    plan.request
+        .headers
+        .push((http::header::AUTHORIZATION, value));
+    Ok(())
 }
 
 /// Validates the scenario and its rules, then prints the timeline and the
@@ -135,5 +153,28 @@ fn warn_if_longer(plan: &crate::plan::Plan, phase: &str, bound: std::time::Durat
             human(p.duration),
             human(bound)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> crate::plan::Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.toml");
+        scenario::load(&path).expect("demo scenario").plan
+    }
+
+    #[test]
+    fn admin_token_becomes_a_sensitive_bearer_header() {
+        let mut p = plan();
+        let before = p.request.headers.len();
+        add_bearer(&mut p, "s3cret").unwrap();
+        let (name, value) = p.request.headers.last().unwrap();
+        assert_eq!(p.request.headers.len(), before + 1);
+        assert_eq!(name, http::header::AUTHORIZATION);
+        assert_eq!(value.to_str().unwrap(), "Bearer s3cret");
+        assert!(value.is_sensitive());
+        assert!(matches!(add_bearer(&mut p, "a\nb"), Err(Error::Invalid(_))));
     }
 }

@@ -405,7 +405,7 @@ impl Drop for ManagedPrometheus {
 /// is dropped. PR_SET_PDEATHSIG fires when the spawning *thread* exits, so
 /// spawning from a tokio blocking thread (which exits when idle) would kill
 /// Prometheus mid-run.
-fn spawn_kept(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>), std::io::Error> {
+pub(crate) fn spawn_kept(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>), std::io::Error> {
     let (child_tx, child_rx) = mpsc::channel();
     let (keep_tx, keep_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()

@@ -102,7 +102,7 @@ fn scale_offset(offset: &mut Option<Offset>, factor: f64) {
 /// Visits every node of the tree, parents first. promql-parser's own walker
 /// skips an aggregation's parameter (`topk(scalar(…[5m]), …)`), so this one
 /// is ours.
-fn visit_mut(expr: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
+pub(crate) fn visit_mut(expr: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
     f(expr);
     match expr {
         Expr::Aggregate(a) => {

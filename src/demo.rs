@@ -1,0 +1,213 @@
+//! `slocheck demo`: the dashboards under live load without Docker — the
+//! built-in target, a managed Prometheus with the scenario's rules
+//! (time-scaled), Grafana when `grafana-server` is installed, and the
+//! scenario's phases looping until Ctrl-C; everything started is stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::load::{self, LiveStats};
+use crate::plan::Plan;
+use crate::progress::{self, ProgressMode};
+use crate::run::{Env, rules};
+use crate::scenario;
+use crate::signals::Interrupt;
+
+pub struct DemoOptions {
+    pub scenario: PathBuf,
+    pub prometheus_bin: Option<PathBuf>,
+    /// Dashboards folder with `provisioning/` inside, handed to Grafana.
+    pub dashboards: PathBuf,
+    pub progress: ProgressMode,
+}
+
+/// Runs until interrupted; returns the interruption's exit code (130/143).
+pub async fn demo(
+    opts: DemoOptions,
+    cancel: &CancellationToken,
+    interrupt: &Interrupt,
+) -> Result<u8, Error> {
+    let loaded = scenario::load(&opts.scenario)?;
+    let files = rules::load_and_check(&loaded)?;
+    let plan = loaded.plan;
+    if plan.prometheus.url.is_some() {
+        return Err(Error::Invalid(format!(
+            "{}: prometheus.url is set, but the demo starts its own Prometheus (hint: remove it, or use `slocheck load` against your Prometheus)",
+            plan.source.display()
+        )));
+    }
+    rules::check_time_scale(&plan, &files)?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("slocheck-run-")
+        .tempdir()
+        .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
+    let dir = run_dir.path().to_path_buf();
+    let mut env = Env::default();
+    let mut grafana: Option<Grafana> = None;
+    let result = async {
+        let target = env.start_target(&plan).await?;
+        let prepared = rules::prepare(&plan, files, &dir.join("rules"))?;
+        let scaled = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
+        let started = env
+            .start_managed(
+                &plan,
+                opts.prometheus_bin.clone(),
+                dir.clone(),
+                scaled,
+                &target,
+                cancel,
+            )
+            .await;
+        if cancel.is_cancelled() {
+            return Err(Error::Interrupted(interrupt.exit_code()));
+        }
+        let prom = started?.base_url().clone();
+        let mut urls = vec![
+            ("target metrics", format!("{target}metrics")),
+            ("prometheus", prom.to_string()),
+        ];
+        grafana = Grafana::start(&opts.dashboards, &prom, &dir)?;
+        if let Some(g) = &grafana {
+            urls.push(("grafana", g.url.clone()));
+        }
+        for (what, url) in &urls {
+            println!("{what}: {url}");
+        }
+        println!(
+            "slocheck demo: looping \"{}\" ({} per pass); press Ctrl-C to stop",
+            plan.name,
+            crate::timeutil::human(plan.total_duration())
+        );
+        loop_load(&plan, &target, &mut env, opts.progress, cancel).await?;
+        Err(Error::Interrupted(interrupt.exit_code()))
+    }
+    .await;
+    if let Some(g) = grafana.take() {
+        g.stop().await;
+    }
+    env.shutdown().await;
+    drop(run_dir);
+    match result {
+        Err(Error::Interrupted(code)) => Ok(code),
+        other => other,
+    }
+}
+
+/// Repeats the phases until cancelled, failing fast if Prometheus dies.
+async fn loop_load(
+    plan: &Plan,
+    target: &Url,
+    env: &mut Env,
+    mode: ProgressMode,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let mut pass = 0u64;
+    while !cancel.is_cancelled() {
+        pass += 1;
+        let live = Arc::new(LiveStats::default());
+        let pcancel = cancel.child_token();
+        let progress = progress::spawn(plan, live.clone(), mode, pcancel.clone());
+        let record = load::run(plan, target, live, cancel.clone()).await;
+        pcancel.cancel();
+        let _ = progress.await;
+        let record = record?;
+        println!("pass {pass}:\n{}", load::phase_summary_table(&record));
+        env.check_alive()?;
+    }
+    Ok(())
+}
+
+/// A Grafana server provisioned from the repository's dashboards folder.
+struct Grafana {
+    child: Child,
+    url: String,
+    _keeper: mpsc::Sender<()>,
+}
+
+impl Grafana {
+    /// Starts `grafana-server` when it is on PATH; `None` otherwise.
+    fn start(dashboards: &Path, prom: &Url, run_dir: &Path) -> Result<Option<Grafana>, Error> {
+        let Ok(bin) = which::which("grafana-server") else {
+            println!(
+                "grafana: grafana-server not on PATH; use deploy/compose.yaml for Grafana, or import dashboards/*.json"
+            );
+            return Ok(None);
+        };
+        let dashboards = std::path::absolute(dashboards)
+            .map_err(Error::io("resolve the dashboards folder", dashboards))?;
+        let data = run_dir.join("grafana");
+        std::fs::create_dir_all(&data).map_err(Error::io("create", &data))?;
+        let log_path = data.join("grafana.log");
+        let log = std::fs::File::create(&log_path).map_err(Error::io("create", &log_path))?;
+        let log_err = log.try_clone().map_err(Error::io("open", &log_path))?;
+        let port = crate::prom::free_loopback_port()
+            .map_err(|e| Error::Environment(format!("cannot find a free port for grafana: {e}")))?;
+        let mut cmd = Command::new(&bin);
+        // Distribution packages keep Grafana's static files here; without
+        // --homepath grafana-server looks for them beside the working directory.
+        if let Some(home) = ["/usr/share/grafana", "/usr/local/share/grafana"]
+            .iter()
+            .find(|p| Path::new(p).join("conf").is_dir())
+        {
+            cmd.arg(format!("--homepath={home}"));
+        }
+        cmd.env("GF_PATHS_PROVISIONING", dashboards.join("provisioning"))
+            .env("GF_PATHS_DATA", &data)
+            .env("GF_PATHS_LOGS", &data)
+            .env("GF_SERVER_HTTP_ADDR", "127.0.0.1")
+            .env("GF_SERVER_HTTP_PORT", port.to_string())
+            .env("GF_AUTH_ANONYMOUS_ENABLED", "true")
+            .env("GF_AUTH_ANONYMOUS_ORG_ROLE", "Viewer")
+            .env(
+                "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+                dashboards.join("ml-service.json"),
+            )
+            .env("PROMETHEUS_URL", prom.as_str().trim_end_matches('/'))
+            .env("SLOCHECK_DASHBOARDS", &dashboards)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        {
+            use std::os::unix::process::CommandExt;
+            // Own process group (Ctrl-C reaches slocheck only, which stops
+            // Grafana in order); dies with us if slocheck is killed.
+            cmd.process_group(0);
+            // SAFETY: prctl is async-signal-safe and touches no parent memory.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let (child, keeper) =
+            crate::prom::launcher::spawn_kept(cmd).map_err(Error::io("start", &bin))?;
+        Ok(Some(Grafana {
+            child,
+            url: format!("http://127.0.0.1:{port}/ (log: {})", log_path.display()),
+            _keeper: keeper,
+        }))
+    }
+
+    /// SIGTERM, up to 5 s, then SIGKILL; always reaped.
+    async fn stop(mut self) {
+        use nix::sys::signal::{Signal, kill};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
