@@ -146,6 +146,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The load generator on the same host connects from 127.0.0.1 (or ::1).
+/// Other 127/8 addresses are not trusted: on a shared host they belong to
+/// containers, network namespaces or proxies that forward remote traffic.
+pub fn is_host_itself(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(a) => a == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(a) => {
+            a == Ipv6Addr::LOCALHOST || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,18 +202,5 @@ mod tests {
         assert_eq!(s.sample_admin_fault().and_then(|f| f.status), Some(500));
         s.set_fault_config(FaultConfig::default());
         assert_eq!(s.sample_admin_fault(), None);
-    }
-}
-
-/// The load generator on the same host connects from 127.0.0.1 (or ::1).
-/// Other 127/8 addresses are not trusted: on a shared host they belong to
-/// containers, network namespaces or proxies that forward remote traffic.
-pub fn is_host_itself(ip: std::net::IpAddr) -> bool {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    match ip {
-        IpAddr::V4(a) => a == Ipv4Addr::LOCALHOST,
-        IpAddr::V6(a) => {
-            a == Ipv6Addr::LOCALHOST || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
-        }
     }
 }
