@@ -129,7 +129,7 @@ fn check(e: &str, factor: f64) -> Result<(), TestCaseError> {
     prop_assert_eq!(structure(e), structure(&scaled), "{} → {}", e, scaled);
     if let (Some(a), Some(b)) = (expr_min_range(e), expr_min_range(&scaled)) {
         let want = a.div_f64(factor).max(Duration::from_millis(1));
-        let diff = if want > b { want - b } else { b - want };
+        let diff = want.abs_diff(b);
         prop_assert!(
             diff <= Duration::from_millis(1),
             "{} → {}: min range {:?} / {} = {:?}, got {:?}",
