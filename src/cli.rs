@@ -39,6 +39,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Validate a scenario and its rules and print the plan, without sending traffic.
     Check(CheckArgs),
+    /// Re-render a saved report.json (terminal summary by default).
+    Report(crate::report::cmd::ReportArgs),
     /// Serve the built-in instrumented ML service.
     Target(target::TargetArgs),
 }
@@ -74,6 +76,10 @@ pub struct RunArgs {
     /// Write the machine-readable result to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write report.json, junit.xml, summary.md and report.html into this folder
+    /// (also on failure; the summary is appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +156,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 seed: a.traffic.seed,
                 keep_run_dir: a.keep_run_dir,
                 json: a.json,
+                report_dir: a.report_dir,
                 progress: progress_mode(a.traffic.quiet),
             };
             return run::run(opts, cancel, interrupt).await;
@@ -164,6 +171,7 @@ async fn dispatch(cmd: Command) -> u8 {
             };
             loadcmd::load(opts, &cancel, &interrupt).await
         }
+        Command::Report(a) => crate::report::cmd::run(&a),
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
         Command::Target(a) => target::serve_until_signal(a.into())
             .await
