@@ -112,6 +112,8 @@ fn draw_lines<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("seconds since the first phase started")
         .y_desc(y_desc)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 13))
         .y_label_formatter(y_fmt)
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
@@ -142,7 +144,7 @@ fn draw_lines<DB: DrawingBackend>(
 pub fn bands(title: &str, tl: &Timeline, bands: &[Band]) -> io::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (SIZE.0, 110 + 45 * bands.len().max(1) as u32))
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0, 130 + 50 * bands.len().max(1) as u32))
             .into_drawing_area();
         draw_bands(&root, title, tl, bands).map_err(drawing)?;
         root.present().map_err(drawing)?;
@@ -167,6 +169,8 @@ fn draw_bands<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("seconds since the first phase started")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 13))
         .disable_y_mesh()
         .y_labels(0)
         .light_line_style(WHITE.mix(0.0))
@@ -180,7 +184,7 @@ fn draw_bands<DB: DrawingBackend>(
         }))?;
         chart.draw_series(std::iter::once(Text::new(
             b.label.clone(),
-            (tl.end_s * 0.004, y1 + 0.12),
+            (tl.end_s * 0.004, (y0 + y1) / 2.0 + 0.1),
             (FONT, 13),
         )))?;
     }

@@ -82,8 +82,12 @@ fn client_series(
         .iter()
         .flat_map(|p| {
             let start = clock.at(p.start_ms);
+            // The last second of a phase is usually partial: its low count
+            // would draw as a dip that did not happen.
+            let whole = p.duration_seconds.floor() as usize;
             p.per_second
                 .iter()
+                .take(whole.max(1))
                 .enumerate()
                 .filter_map(move |(i, s)| Some((start + i as f64 + 0.5, f(s)?)))
                 .collect::<Vec<_>>()
