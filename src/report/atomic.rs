@@ -2,6 +2,7 @@
 //! file in the same folder, then rename over the target.
 
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::error::Error;
@@ -16,7 +17,11 @@ pub fn write(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(Error::io("create the report folder", dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    // Reports are for sharing (CI artifacts, web servers): readable by all
+    // like any file a tool writes, not 0600 like a temporary file.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
         .map_err(Error::io("create a temporary file in", dir))?;
     {
         let mut out = BufWriter::new(tmp.as_file_mut());
@@ -54,5 +59,7 @@ mod tests {
         let path = dir.path().join("a/b/out.txt");
         write(&path, |w| w.write_all(b"x")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "x");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 }

@@ -301,8 +301,9 @@ fn expectations(r: &Report, out: &mut impl Write) -> io::Result<()> {
             .queries
             .iter()
             .map(|q| {
-                let v = q.value.map_or_else(|| "no data".into(), |v| format!("{v:.6}"));
-                format!("<code>{}</code> = {v}", esc(&q.promql))
+                // A range query (alert states) has no single value.
+                let v = q.value.map(|v| format!(" = {v:.6}")).unwrap_or_default();
+                format!("<code>{}</code>{v}", esc(&q.promql))
             })
             .collect();
         evidence.extend(e.client.iter().map(|c| esc(c)));

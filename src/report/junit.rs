@@ -30,8 +30,8 @@ pub fn failure_message(e: &ExpectationResult) -> String {
 fn evidence(e: &ExpectationResult) -> String {
     let mut out = String::new();
     for q in &e.queries {
-        let v = q.value.map_or_else(|| "no data".to_string(), |v| v.to_string());
-        out.push_str(&format!("promql: {} = {v}\n", q.promql));
+        let v = q.value.map(|v| format!(" = {v}")).unwrap_or_default();
+        out.push_str(&format!("promql: {}{v}\n", q.promql));
     }
     for c in &e.client {
         out.push_str(&format!("client: {c}\n"));
