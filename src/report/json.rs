@@ -20,7 +20,10 @@ pub fn write_file(report: &Report, path: &Path) -> Result<(), Error> {
 /// Reads a saved `report.json`; a different schema version is refused
 /// rather than half-understood.
 pub fn load(path: &Path) -> Result<Report, Error> {
-    let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+    // A report that cannot be read is a wrong argument (exit 2), not a
+    // broken environment.
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", path.display())))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::Invalid(format!(
             "{}: not JSON: {e} (hint: pass the report.json that `slocheck run --report-dir` wrote)",
