@@ -21,7 +21,11 @@ const GATE: &str = "slocheck run scenarios/error-spike.toml --report-dir out";
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -30,7 +34,10 @@ fn assert_files_exist(commands: &[String]) {
     for c in commands {
         for word in c.split_whitespace() {
             if word.starts_with("ci/") || word.starts_with("scenarios/") {
-                assert!(repo().join(word).exists(), "{word} (in {c:?}) does not exist");
+                assert!(
+                    repo().join(word).exists(),
+                    "{word} (in {c:?}) does not exist"
+                );
             }
         }
     }
@@ -56,12 +63,22 @@ fn github_actions_workflow_runs_the_gate_and_publishes_reports() {
 
     let upload = steps
         .iter()
-        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/upload-artifact@")))
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
         .expect("an upload-artifact step");
-    assert_eq!(upload["if"], "${{ !cancelled() }}", "published on failure too");
+    assert_eq!(
+        upload["if"], "${{ !cancelled() }}",
+        "published on failure too"
+    );
     let paths = upload["with"]["path"].as_str().unwrap_or_default();
     for f in [dir::HTML, dir::JUNIT, dir::JSON, dir::MARKDOWN] {
-        assert!(paths.lines().any(|l| l.trim() == out(f)), "{f} not uploaded: {paths}");
+        assert!(
+            paths.lines().any(|l| l.trim() == out(f)),
+            "{f} not uploaded: {paths}"
+        );
     }
     let junit = steps
         .iter()
@@ -90,5 +107,8 @@ fn gitlab_job_runs_the_gate_and_publishes_reports() {
 #[test]
 fn ci_test_script_installs_the_browser() {
     let text = std::fs::read_to_string(repo().join("ci/test.sh")).unwrap();
-    assert!(text.lines().any(|l| l.trim() == "ci/setup.sh chromium"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim() == "ci/setup.sh chromium"),
+        "{text}"
+    );
 }

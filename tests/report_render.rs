@@ -6,7 +6,7 @@
 
 mod browser;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use slocheck::report::{self, Report, RunStatus, dir::Format, html};
 use slocheck::verify::outcome::Verdict;
@@ -78,7 +78,11 @@ fn json_of(r: &Report) -> serde_json::Value {
 
 #[test]
 fn json_matches_the_committed_schema() {
-    for (name, r) in [("passed", fixture()), ("failed", failing()), ("error", broken())] {
+    for (name, r) in [
+        ("passed", fixture()),
+        ("failed", failing()),
+        ("error", broken()),
+    ] {
         let errors = schema_errors(&json_of(&r));
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
@@ -97,7 +101,10 @@ fn schema_rejects_drift() {
 #[test]
 fn json_round_trips_with_the_chart_series() {
     let r = fixture();
-    let c = r.charts.as_ref().expect("the fixture run collected chart series");
+    let c = r
+        .charts
+        .as_ref()
+        .expect("the fixture run collected chart series");
     assert!(c.request_rate.contains_key("2xx") && c.request_rate.contains_key("5xx"));
     assert!(!c.p90.is_empty() && !c.error_ratio.is_empty());
     assert_eq!(c.error_threshold.as_ref().map(|t| t.value), Some(0.05));
@@ -132,7 +139,10 @@ fn junit_parses_back_with_counts_and_failure_text() {
         } => {
             let m = message.as_ref().expect("message").as_str();
             assert!(m.starts_with("observed "), "{m}");
-            assert!(m.contains("expected 5xx ratio in \"spike\" near 50.00%"), "{m}");
+            assert!(
+                m.contains("expected 5xx ratio in \"spike\" near 50.00%"),
+                "{m}"
+            );
             assert!(m.contains("outside the tolerance"), "{m}");
             let d = description.as_ref().expect("evidence").as_str();
             assert!(d.contains("promql: "), "{d}");
@@ -182,9 +192,9 @@ fn urls_in_markup(html: &str) -> Vec<String> {
                 (Some(_), None) => true,
                 _ => false,
             };
-            let in_css = before.rfind("<style").is_some_and(|s| {
-                before.rfind("</style").is_none_or(|e| e < s)
-            });
+            let in_css = before
+                .rfind("<style")
+                .is_some_and(|s| before.rfind("</style").is_none_or(|e| e < s));
             if in_tag || in_css {
                 found.push(html[at.saturating_sub(40)..(at + 40).min(html.len())].to_string());
             }
@@ -206,7 +216,10 @@ fn html_has_one_chart_per_kind_and_fetches_nothing() {
             assert!(!page.contains(tag), "{tag} in the page");
         }
         assert!(page.contains("spike-error-ratio"));
-        assert!(page.contains("HighErrorRate threshold 5%"), "threshold legend");
+        assert!(
+            page.contains("HighErrorRate threshold 5%"),
+            "threshold legend"
+        );
         assert!(page.contains("Prometheus P90") && page.contains("client P90"));
     }
     let page = render(Format::Html, &failing());
@@ -241,7 +254,11 @@ fn html_opens_in_headless_chromium_without_console_errors() {
     assert_eq!(run.console_errors, Vec::<String>::new(), "{}", run.stderr);
     let png = std::fs::read(&shot).expect("a screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    assert!(png.len() > 20_000, "a blank page is not a report ({} bytes)", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a blank page is not a report ({} bytes)",
+        png.len()
+    );
     // `SLOCHECK_UPDATE_SCREENSHOT=1` refreshes the README's picture.
     if std::env::var_os("SLOCHECK_UPDATE_SCREENSHOT").is_some() {
         let ok = Format::Html.write_file(&fixture(), &page);
@@ -264,4 +281,3 @@ fn browser_check_sees_a_script_error() {
     let run = browser::open(&page, &dir.path().join("bad.png"));
     assert!(!run.console_errors.is_empty(), "{}", run.stderr);
 }
-

@@ -51,7 +51,11 @@ fn inline(svg: String) -> String {
 }
 
 fn shade_phases<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     tl: &Timeline,
     y_top: f64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
@@ -126,9 +130,9 @@ fn draw_lines<DB: DrawingBackend>(
         } else {
             chart.draw_series(LineSeries::new(l.points.iter().copied(), style))?
         };
-        series
-            .label(l.label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        series.label(l.label.as_str()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+        });
     }
     chart
         .configure_series_labels()
@@ -144,8 +148,9 @@ fn draw_lines<DB: DrawingBackend>(
 pub fn bands(title: &str, tl: &Timeline, bands: &[Band]) -> io::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (SIZE.0, 130 + 50 * bands.len().max(1) as u32))
-            .into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (SIZE.0, 130 + 50 * bands.len().max(1) as u32))
+                .into_drawing_area();
         draw_bands(&root, title, tl, bands).map_err(drawing)?;
         root.present().map_err(drawing)?;
     }
@@ -179,9 +184,11 @@ fn draw_bands<DB: DrawingBackend>(
     for (i, b) in bands.iter().enumerate() {
         let y0 = rows - i as f64 - 0.8;
         let y1 = rows - i as f64 - 0.3;
-        chart.draw_series(b.spans.iter().map(|(color, s, e)| {
-            Rectangle::new([(*s, y0), (*e, y1)], color.mix(0.85).filled())
-        }))?;
+        chart.draw_series(
+            b.spans.iter().map(|(color, s, e)| {
+                Rectangle::new([(*s, y0), (*e, y1)], color.mix(0.85).filled())
+            }),
+        )?;
         chart.draw_series(std::iter::once(Text::new(
             b.label.clone(),
             (tl.end_s * 0.004, (y0 + y1) / 2.0 + 0.1),

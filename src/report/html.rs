@@ -195,7 +195,13 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
     Ok(vec![
         (
             CHARTS[0],
-            chart::lines("Request rate by status class", "requests/s", &tl, &rate, &num)?,
+            chart::lines(
+                "Request rate by status class",
+                "requests/s",
+                &tl,
+                &rate,
+                &num,
+            )?,
         ),
         (
             CHARTS[1],
@@ -203,7 +209,13 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
         ),
         (
             CHARTS[2],
-            chart::lines("5xx ratio vs the alert threshold", "5xx share", &tl, &err, &pct)?,
+            chart::lines(
+                "5xx ratio vs the alert threshold",
+                "5xx share",
+                &tl,
+                &err,
+                &pct,
+            )?,
         ),
         (
             CHARTS[3],
@@ -356,6 +368,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

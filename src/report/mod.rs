@@ -3,8 +3,8 @@
 //! `(&Report, impl Write)`.
 
 pub mod atomic;
-pub mod cmd;
 mod chart;
+pub mod cmd;
 pub mod dir;
 pub mod html;
 pub mod json;

@@ -127,7 +127,10 @@ pub async fn collect(
 }
 
 fn first(series: &[crate::prom::client::Series]) -> Vec<Point> {
-    series.first().map(|s| points(&s.points)).unwrap_or_default()
+    series
+        .first()
+        .map(|s| points(&s.points))
+        .unwrap_or_default()
 }
 
 fn points(raw: &[(SystemTime, f64)]) -> Vec<Point> {
@@ -159,7 +162,11 @@ mod tests {
         t.remove("HighErrorRate");
         assert_eq!(error_threshold(&t).unwrap().alert, "ApiErrors");
         t.remove("ApiErrors");
-        assert_eq!(error_threshold(&t), None, "a latency alert is not an error threshold");
+        assert_eq!(
+            error_threshold(&t),
+            None,
+            "a latency alert is not an error threshold"
+        );
     }
 
     #[test]
