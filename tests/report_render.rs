@@ -225,6 +225,10 @@ fn html_has_one_chart_per_kind_and_fetches_nothing() {
     let page = render(Format::Html, &failing());
     assert!(page.contains("<td class=\"fail\">fail</td>"));
     assert!(page.contains("outside the tolerance"));
+    assert!(
+        page.contains("<tr><td>HighErrorRate</td><td class=\"n\">+15.0s</td><td class=\"n\">+30.0s</td><td class=\"n\">+47.0s</td>"),
+        "alert timeline table"
+    );
 }
 
 #[test]

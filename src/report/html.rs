@@ -277,6 +277,7 @@ scrape {} ms, evaluation {} ms · Prometheus {} · slocheck {}</p>",
     expectations(r, &mut out)?;
     if !r.phases.is_empty() {
         phases(r, &mut out)?;
+        alerts(r, &mut out)?;
         writeln!(out, "<h2>Charts</h2>")?;
         if r.charts.is_none() {
             writeln!(
@@ -326,6 +327,41 @@ fn expectations(r: &Report, out: &mut impl Write) -> io::Result<()> {
             esc(&e.id),
             esc(&e.expected),
             evidence.join("<br>")
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+fn alerts(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let Some(origin) = r.phases.first().map(|p| p.start_ms) else {
+        return Ok(());
+    };
+    if r.alerts.is_empty() {
+        return Ok(());
+    }
+    let clock = Clock(origin);
+    let at =
+        |v: Option<u64>| v.map_or_else(|| "–".to_string(), |ms| format!("{:+.1}s", clock.at(ms)));
+    let starts: Vec<String> = r
+        .phases
+        .iter()
+        .map(|p| format!("{} {}", esc(&p.name), at(Some(p.start_ms))))
+        .collect();
+    writeln!(
+        out,
+        "<h2>Alert timeline</h2><p class=\"meta\">From the first phase start; {}.</p>\
+<table><tr><th>alert</th><th>pending at</th><th>firing at</th><th>resolved at</th><th>state at the end</th></tr>",
+        starts.join(", ")
+    )?;
+    for a in &r.alerts {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&a.alert),
+            at(a.pending_at_ms),
+            at(a.firing_at_ms),
+            at(a.resolved_at_ms),
+            esc(a.api_state_at_end.as_deref().unwrap_or("–"))
         )?;
     }
     writeln!(out, "</table>")

@@ -10,7 +10,12 @@ use crate::verify::outcome::{ExpectationResult, Verdict};
 
 /// Colour when stdout is a terminal and NO_COLOR is unset or empty.
 pub fn use_color() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    color_wanted(io::stdout().is_terminal(), std::env::var_os("NO_COLOR"))
+}
+
+/// The rule of <https://no-color.org>: any non-empty NO_COLOR turns colour off.
+fn color_wanted(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 struct Paint(bool);
@@ -246,4 +251,17 @@ fn agreement(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(color_wanted(true, None));
+        assert!(color_wanted(true, Some("".into())));
+        assert!(!color_wanted(true, Some("1".into())));
+        assert!(!color_wanted(false, None));
+    }
 }
