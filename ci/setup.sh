@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what slocheck's tests and its managed mode need: Prometheus (with
 # promtool) and Alertmanager (with amtool) from Debian packages. Idempotent:
-# installs only what is missing, then prints the versions it found.
+# installs only what is missing, then prints the versions it found. Extra
+# command names as arguments are installed as Debian packages of the same
+# name, e.g. `ci/setup.sh chromium` for the HTML report browser test.
 set -euo pipefail
 
 SUDO=""

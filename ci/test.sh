@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ci/setup.sh
+# chromium: the HTML report test opens the report in a real headless browser.
+ci/setup.sh chromium
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

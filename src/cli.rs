@@ -39,6 +39,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Validate a scenario and its rules and print the plan, without sending traffic.
     Check(CheckArgs),
+    /// Re-render a saved report.json (terminal summary by default).
+    Report(crate::report::cmd::ReportArgs),
     /// Serve the built-in instrumented ML service.
     Target(target::TargetArgs),
     /// Diagnose an empty dashboard: Prometheus, scrape targets, /metrics, rules, every panel query.
@@ -116,6 +118,10 @@ pub struct RunArgs {
     /// Per-request timeout of Prometheus API calls (each retried with backoff).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub prometheus_timeout: std::time::Duration,
+    /// Write report.json, junit.xml, summary.md and report.html into this folder
+    /// (also on failure; the summary is appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +206,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 seed: a.traffic.seed,
                 keep_run_dir: a.keep_run_dir,
                 json: a.json,
+                report_dir: a.report_dir,
                 progress: progress_mode(a.traffic.quiet),
                 prometheus_timeout: Some(a.prometheus_timeout),
             };
@@ -235,6 +242,7 @@ async fn dispatch(cmd: Command) -> u8 {
             };
             demo::demo(opts, &cancel, &interrupt).await
         }
+        Command::Report(a) => crate::report::cmd::run(&a),
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
         Command::Target(a) => target::serve_until_signal(a.into())
             .await

@@ -107,7 +107,7 @@ impl PhaseRecord {
 }
 
 /// Counts of one wall-clock second of a phase, for charts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecondStats {
     pub sent: u64,
     pub ok: u64,

@@ -2,12 +2,22 @@
 //! serialised as `report.json`); every renderer is a function
 //! `(&Report, impl Write)`.
 
+pub mod atomic;
+mod chart;
+pub mod cmd;
+pub mod dir;
+pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod series;
 pub mod terminal;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use series::ChartSeries;
 
 use crate::plan::{LoadMode, Plan};
 use crate::record::{PhaseRecord, SecondStats};
@@ -18,7 +28,7 @@ use crate::verify::outcome::{AlertTimeline, ExpectationResult, PhaseAgreement, V
 /// Bumped on any incompatible change of the JSON layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Every expectation passed.
@@ -31,7 +41,7 @@ pub enum RunStatus {
     Error,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub tool: Tool,
@@ -48,26 +58,31 @@ pub struct Report {
     pub alerts: Vec<AlertTimeline>,
     pub agreement: Vec<PhaseAgreement>,
     pub summary: Summary,
+    /// Time series for the HTML charts (None when Prometheus could not be
+    /// asked, e.g. the run failed before verification).
+    #[serde(default)]
+    pub charts: Option<ChartSeries>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
-    pub name: &'static str,
-    pub version: &'static str,
+    pub name: String,
+    pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     pub name: String,
     pub path: String,
     pub seed: u64,
-    pub mode: &'static str,
+    /// `open` or `closed`.
+    pub mode: String,
     pub time_scale: f64,
     pub scrape_interval_ms: u64,
     pub evaluation_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrometheusInfo {
     pub managed: bool,
     pub url: Option<String>,
@@ -75,13 +90,13 @@ pub struct PrometheusInfo {
 }
 
 /// A rule file as deployed and what time scaling changed in its copy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScaledRules {
     pub file: String,
     pub changes: Vec<RuleChange>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleChange {
     pub group: String,
     pub rule: String,
@@ -90,7 +105,7 @@ pub struct RuleChange {
     pub scaled: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub name: String,
     pub start: String,
@@ -118,7 +133,7 @@ pub struct PhaseReport {
 }
 
 /// Latency percentiles in seconds (None without samples).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyStats {
     pub count: u64,
     pub mean: Option<f64>,
@@ -129,7 +144,7 @@ pub struct LatencyStats {
     pub max: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
@@ -211,8 +226,8 @@ impl Report {
         Report {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
-                name: "slocheck",
-                version: env!("CARGO_PKG_VERSION"),
+                name: "slocheck".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
             },
             status,
             exit_code,
@@ -224,7 +239,8 @@ impl Report {
                 mode: match plan.load.mode {
                     LoadMode::Open => "open",
                     LoadMode::Closed { .. } => "closed",
-                },
+                }
+                .into(),
                 time_scale: pp.time_scale,
                 scrape_interval_ms: pp.scrape_interval.as_millis() as u64,
                 evaluation_interval_ms: pp.evaluation_interval.as_millis() as u64,
@@ -267,6 +283,7 @@ impl Report {
             expectations: results,
             alerts,
             agreement,
+            charts: s.charts.clone(),
         }
     }
 }

@@ -10,7 +10,12 @@ use crate::verify::outcome::{ExpectationResult, Verdict};
 
 /// Colour when stdout is a terminal and NO_COLOR is unset or empty.
 pub fn use_color() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    color_wanted(io::stdout().is_terminal(), std::env::var_os("NO_COLOR"))
+}
+
+/// The rule of <https://no-color.org>: any non-empty NO_COLOR turns colour off.
+fn color_wanted(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 struct Paint(bool);
@@ -74,8 +79,9 @@ pub fn write(r: &Report, out: &mut impl Write, color: bool) -> io::Result<()> {
     phases(r, out, &p)?;
     if !r.expectations.is_empty() {
         writeln!(out, "\n{}", p.bold("Expectations"))?;
+        let origin = r.phases.first().map(|ph| ph.start_ms);
         for e in &r.expectations {
-            expectation(e, out, &p)?;
+            expectation(e, origin, out, &p)?;
         }
     }
     alerts(r, out, &p)?;
@@ -122,27 +128,34 @@ fn phase_row(ph: &PhaseReport, out: &mut impl Write) -> io::Result<()> {
         opt(l.p90, human_secs),
         opt(l.p99, human_secs),
     )?;
-    if ph.injected_errors + ph.injected_delays > 0 {
+    if ph.injected_errors + ph.injected_delays > 0 || c("5xx") > 0 {
         writeln!(
             out,
-            "  {:<12} injected: {} errors ({}), {} delays",
+            "  {:<12} 5xx injected {} ({}), observed {} ({}); {} delays injected",
             "",
             ph.injected_errors,
             opt(ph.injected_error_ratio, ratio),
+            c("5xx"),
+            opt(ph.observed_error_ratio, ratio),
             ph.injected_delays
         )?;
     }
     Ok(())
 }
 
-fn expectation(e: &ExpectationResult, out: &mut impl Write, p: &Paint) -> io::Result<()> {
-    writeln!(
-        out,
-        "  {} {:<10} {}",
-        p.verdict(e.verdict),
-        e.id,
-        e.expected
-    )?;
+/// `+12.0s` from the first phase start, the origin of every time shown.
+fn rel(ms: u64, origin: u64) -> String {
+    format!("{:+.1}s", (ms as f64 - origin as f64) / 1000.0)
+}
+
+fn expectation(
+    e: &ExpectationResult,
+    origin: Option<u64>,
+    out: &mut impl Write,
+    p: &Paint,
+) -> io::Result<()> {
+    writeln!(out, "  {} {}", p.verdict(e.verdict), p.bold(&e.id))?;
+    writeln!(out, "  {:<12} expected: {}", "", e.expected)?;
     if !e.observed.is_empty() {
         writeln!(out, "  {:<12} observed: {}", "", e.observed)?;
     }
@@ -156,7 +169,12 @@ fn expectation(e: &ExpectationResult, out: &mut impl Write, p: &Paint) -> io::Re
     }
     for q in &e.queries {
         let value = q.value.map(|v| format!(" = {v}")).unwrap_or_default();
-        writeln!(out, "  {:<12} promql: {}{value}", "", q.promql)?;
+        let window = match (origin, q.start_ms) {
+            (Some(o), Some(s)) => format!(" (range {}..{})", rel(s, o), rel(q.at_ms, o)),
+            (Some(o), None) => format!(" (at {})", rel(q.at_ms, o)),
+            (None, _) => String::new(),
+        };
+        writeln!(out, "  {:<12} promql{window}: {}{value}", "", q.promql)?;
     }
     for c in &e.client {
         writeln!(out, "  {:<12} {c}", "")?;
@@ -171,7 +189,7 @@ fn alerts(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
     if r.alerts.is_empty() {
         return Ok(());
     }
-    let rel = |ms: u64| format!("{:+.1}s", (ms as f64 - origin as f64) / 1000.0);
+    let rel = |ms: u64| rel(ms, origin);
     let starts: Vec<String> = r
         .phases
         .iter()
@@ -233,4 +251,17 @@ fn agreement(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(color_wanted(true, None));
+        assert!(color_wanted(true, Some("".into())));
+        assert!(!color_wanted(true, Some("1".into())));
+        assert!(!color_wanted(false, None));
+    }
 }

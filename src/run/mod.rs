@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     pub keep_run_dir: bool,
     pub json: Option<PathBuf>,
+    /// Folder for report.json, junit.xml, summary.md and report.html.
+    pub report_dir: Option<PathBuf>,
     pub progress: ProgressMode,
     pub prometheus_timeout: Option<Duration>,
 }
@@ -48,6 +50,8 @@ pub struct Session {
     pub scaled: Vec<crate::prom::timescale::ScaledFile>,
     pub prometheus_url: Option<Url>,
     pub prometheus_version: Option<String>,
+    /// Prometheus's series for the HTML charts, asked after verification.
+    pub charts: Option<report::ChartSeries>,
     /// Removed after the children stopped (they write into it).
     run_dir: Option<RunDirGuard>,
 }
@@ -105,6 +109,12 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         }
         if let Some(path) = &opts.json
             && let Err(e) = report::json::write_file(&rep, path)
+        {
+            eprintln!("slocheck: error: {e}");
+        }
+        // Report files never change the exit code: the verdict stands.
+        if let Some(dir) = &opts.report_dir
+            && let Err(e) = report::dir::write(&rep, dir)
         {
             eprintln!("slocheck: error: {e}");
         }
@@ -256,6 +266,18 @@ async fn execute(
         _ = cancel.cancelled() => return Err(interrupted(interrupt)),
     };
     session.outcome = Some(outcome);
+    if opts.report_dir.is_some() {
+        let threshold = report::series::error_threshold(&timings);
+        let charts = tokio::select! {
+            c = report::series::collect(&client, &plan, &record, until, threshold) => c,
+            _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+        };
+        // Charts are an aid to the reader; without them the verdict stands.
+        match charts {
+            Ok(c) => session.charts = Some(c),
+            Err(e) => eprintln!("slocheck: warning: no chart series for the HTML report: {e}"),
+        }
+    }
     Ok(())
 }
 

@@ -102,7 +102,7 @@ fn window(p: &PhaseRecord) -> Duration {
 fn result(e: &Expectation, kind: &'static str, expected: String) -> ExpectationResult {
     ExpectationResult {
         id: e.id.clone(),
-        kind,
+        kind: kind.into(),
         expected,
         observed: String::new(),
         verdict: Verdict::Inconclusive,

@@ -2,10 +2,10 @@
 //! the evidence behind it, the alert timelines, and the per-phase agreement
 //! between Prometheus and the client's own measurements.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Pass, fail, or inconclusive (no data): never a silent pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -24,7 +24,7 @@ impl Verdict {
 }
 
 /// One PromQL query that was run, with its window and what it returned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryEvidence {
     pub promql: String,
     /// Instant queries: the evaluation time (unix ms). Range queries: the end.
@@ -36,11 +36,11 @@ pub struct QueryEvidence {
     pub value: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpectationResult {
     pub id: String,
     /// `latency_quantile`, `error_ratio`, `alert`, `promql`.
-    pub kind: &'static str,
+    pub kind: String,
     /// What was expected, in words: `P90 latency in "baseline" below 250ms`.
     pub expected: String,
     /// What was observed, in words (empty when nothing was).
@@ -67,7 +67,7 @@ impl ExpectationResult {
 }
 
 /// An alert's observed lifecycle over the run, from `ALERTS{alertname=…}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertTimeline {
     pub alert: String,
     /// Every contiguous stretch in one state, in time order.
@@ -81,14 +81,14 @@ pub struct AlertTimeline {
     pub api_state_at_end: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Pending,
     Firing,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertSpan {
     pub state: AlertState,
     pub start_ms: u64,
@@ -98,7 +98,7 @@ pub struct AlertSpan {
 }
 
 /// Prometheus vs client numbers for one phase ("do the two sides agree?").
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseAgreement {
     pub phase: String,
     pub injected_error_ratio: Option<f64>,
@@ -113,7 +113,7 @@ pub struct PhaseAgreement {
 }
 
 /// Everything verification concluded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub results: Vec<ExpectationResult>,
     pub alerts: Vec<AlertTimeline>,
