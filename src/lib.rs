@@ -4,12 +4,14 @@
 //!
 //! The binary is a thin shell over this library (`cli::main`).
 
+pub mod alertmanager;
 pub mod cli;
 pub mod error;
 pub mod exit;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;
+pub mod process;
 pub mod progress;
 pub mod prom;
 pub mod record;
