@@ -116,7 +116,9 @@ pub fn rewrite(
     let route = root
         .get_mut("route")
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| shape("has no route mapping (hint: Alertmanager needs a root route)".into()))?;
+        .ok_or_else(|| {
+            shape("has no route mapping (hint: Alertmanager needs a root route)".into())
+        })?;
     let defaults = [
         DEFAULT_GROUP_WAIT,
         DEFAULT_GROUP_INTERVAL,
@@ -346,9 +348,9 @@ templates: ['tmpl/*.tmpl']
         );
         assert!(back["receivers"][2].get("webhook_configs").is_none());
         assert_eq!(back["templates"][0], "/etc/am/tmpl/*.tmpl");
-        assert_eq!(c.send_resolved["oncall-critical"], true);
-        assert_eq!(c.send_resolved["default"], false);
-        assert_eq!(c.send_resolved["blackhole"], false);
+        assert!(c.send_resolved["oncall-critical"]);
+        assert!(!c.send_resolved["default"]);
+        assert!(!c.send_resolved["blackhole"]);
         assert_eq!(c.timing.group_wait, Duration::from_millis(1500));
         assert_eq!(c.timing.group_interval, Duration::from_secs(15));
         assert!(!c.yaml.contains("hooks.slack.com/services/T/B/X\n  slack"));
@@ -371,11 +373,21 @@ templates: ['tmpl/*.tmpl']
         assert!(e.to_string().contains("not a YAML mapping"), "{e}");
         let e = rewrite("receivers: []\n", p, addr(), 1.0, false).expect_err("no route");
         assert!(e.to_string().contains("has no route"), "{e}");
-        let e = rewrite("route: {group_wait: soon}\nreceivers: []\n", p, addr(), 1.0, false)
-            .expect_err("bad duration");
+        let e = rewrite(
+            "route: {group_wait: soon}\nreceivers: []\n",
+            p,
+            addr(),
+            1.0,
+            false,
+        )
+        .expect_err("bad duration");
         assert!(e.to_string().contains("route.group_wait"), "{e}");
         let e = rewrite("route: [\n", p, addr(), 1.0, false).expect_err("syntax");
-        assert!(e.to_string().starts_with("reading alertmanager config am.yml"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("reading alertmanager config am.yml"),
+            "{e}"
+        );
     }
 
     #[test]

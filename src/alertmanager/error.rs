@@ -10,13 +10,13 @@ pub enum AmError {
         "alertmanager not found: {searched} (hint: run ci/setup.sh, or pass --alertmanager-bin / set SLOCHECK_ALERTMANAGER_BIN)"
     )]
     BinaryNotFound { searched: String },
-    #[error("cannot start alertmanager {}", path.display())]
+    #[error("cannot run alertmanager {}: {source} (hint: check it is executable)", path.display())]
     Spawn {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot {what} {}", path.display())]
+    #[error("cannot {what} {}: {source}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
@@ -41,9 +41,9 @@ pub enum AmError {
         when: &'static str,
         log_tail: String,
     },
-    #[error("cannot start the webhook recorder on 127.0.0.1")]
+    #[error("cannot start the webhook recorder on 127.0.0.1: {0}")]
     Recorder(#[source] std::io::Error),
-    #[error("cannot build an HTTP client for alertmanager")]
+    #[error("cannot build an HTTP client for alertmanager: {0}")]
     Client(#[source] reqwest::Error),
     #[error(
         "prometheus did not discover alertmanager {url} within {}s (it lists: {listed}) (hint: check the alerting section of the generated prometheus.yml in the run directory)",
@@ -56,4 +56,15 @@ pub enum AmError {
     },
     #[error("interrupted while {0}")]
     Cancelled(&'static str),
+}
+
+impl AmError {
+    /// A broken user config is invalid input (2); anything else is the
+    /// environment (3).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AmError::ConfigParse { .. } | AmError::ConfigShape { .. } => crate::exit::INVALID,
+            _ => crate::exit::ENVIRONMENT,
+        }
+    }
 }

@@ -78,13 +78,15 @@ impl ManagedAlertmanager {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_loopback_port().map_err(io("find a free port on", Path::new("127.0.0.1")))?;
+            let port =
+                free_loopback_port().map_err(io("find a free port on", Path::new("127.0.0.1")))?;
             let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
             let mut am = Self::spawn(bin, &config, &storage, &log_path, port)?;
             match am.wait_ready(cancel).await {
                 Ok(()) => return Ok(am),
                 Err(e) => {
-                    let raced = read_tail(&log_path, log_start, 2000).contains("address already in use");
+                    let raced =
+                        read_tail(&log_path, log_start, 2000).contains("address already in use");
                     drop(am);
                     if !(raced && attempt < PORT_ATTEMPTS) {
                         return Err(e);
@@ -175,7 +177,9 @@ impl ManagedAlertmanager {
     pub fn host_port(&self) -> String {
         format!(
             "127.0.0.1:{}",
-            self.url.port().unwrap_or_else(|| unreachable!("built with a port"))
+            self.url
+                .port()
+                .unwrap_or_else(|| unreachable!("built with a port"))
         )
     }
 

@@ -125,12 +125,7 @@ mod tests {
         let http = reqwest::Client::new();
         let url = rec.url_for("team a");
         assert!(url.ends_with("/receiver/team%20a"), "{url}");
-        let ok = http
-            .post(&url)
-            .body(body)
-            .send()
-            .await
-            .expect("post");
+        let ok = http.post(&url).body(body).send().await.expect("post");
         assert_eq!(ok.status(), 200);
         let bad = http.post(&url).body("not json").send().await.expect("post");
         assert_eq!(bad.status(), 400);

@@ -204,8 +204,8 @@ fn agreement(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
     writeln!(out, "\n{}", p.bold("Agreement (Prometheus vs client)"))?;
     writeln!(
         out,
-        "  {:<12} {:>10} {:>10} {:>10} {:>7}   {:>10} {:>10}  {}",
-        "phase", "injected", "client", "prom", "Δpp", "client P90", "prom P90", "same bucket"
+        "  {:<12} {:>10} {:>10} {:>10} {:>7}   {:>10} {:>10}  same bucket",
+        "phase", "injected", "client", "prom", "Δpp", "client P90", "prom P90"
     )?;
     for a in &r.agreement {
         let delta = match (a.prometheus_error_ratio, a.injected_error_ratio) {
