@@ -142,28 +142,62 @@ mod tests {
     #[test]
     fn an_alertmanager_table_resolves_its_config_against_the_scenario() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let text = format!("{PHASE}\n[alertmanager]\nconfig = \"../alertmanager/alertmanager.yml\"\n");
+        let text =
+            format!("{PHASE}\n[alertmanager]\nconfig = \"../alertmanager/alertmanager.yml\"\n");
         let l = parse_str(&text, &dir.join("x.toml")).expect("valid");
         let cfg = l.plan.alertmanager.and_then(|a| a.config).expect("config");
-        assert!(cfg.ends_with("alertmanager/alertmanager.yml"), "{}", cfg.display());
+        assert!(
+            cfg.ends_with("alertmanager/alertmanager.yml"),
+            "{}",
+            cfg.display()
+        );
         assert!(cfg.is_file());
     }
 
     #[test]
     fn mistakes_are_reported_at_their_key() {
         let cases = [
-            ("[[expect]]\nnotified = \"High-Error\"\n", "t.toml:7:12: expect[1].notified: invalid alert name \"High-Error\""),
-            ("[[expect]]\nnotified = \"X\"\nfires_during = \"a\"\n", "expect[1].fires_during: fires_during does not apply to a notified expectation (hint: keys of a notified expectation: receiver, labels, firing_within, resolved_within)"),
-            ("[[expect]]\nnotified = \"X\"\nreceiver = \" \"\n", "expect[1].receiver: receiver must not be empty"),
-            ("[[expect]]\nnotified = \"X\"\nlabels = { \"bad-name\" = \"x\" }\n", "expect[1].labels.bad-name: invalid label name \"bad-name\""),
-            ("[[expect]]\nnotified = \"X\"\nresolved_within = \"0s\"\n", "expect[1].resolved_within: duration must be > 0"),
-            ("[[expect]]\nnotified = \"X\"\nalert = \"X\"\n", "expectation must have exactly one of latency_quantile, error_ratio, alert, notified, promql, got alert and notified"),
-            ("[alertmanager]\nconfig = \"nope.yml\"\n", "alertmanager.config: alertmanager config"),
-            ("[alertmanager]\nconfig = \"\"\n", "alertmanager.config: config path must not be empty"),
-            ("[alertmanager]\nurl = \"http://x\"\n", "unknown field `url`"),
+            (
+                "[[expect]]\nnotified = \"High-Error\"\n",
+                "t.toml:7:12: expect[1].notified: invalid alert name \"High-Error\"",
+            ),
+            (
+                "[[expect]]\nnotified = \"X\"\nfires_during = \"a\"\n",
+                "expect[1].fires_during: fires_during does not apply to a notified expectation (hint: keys of a notified expectation: receiver, labels, firing_within, resolved_within)",
+            ),
+            (
+                "[[expect]]\nnotified = \"X\"\nreceiver = \" \"\n",
+                "expect[1].receiver: receiver must not be empty",
+            ),
+            (
+                "[[expect]]\nnotified = \"X\"\nlabels = { \"bad-name\" = \"x\" }\n",
+                "expect[1].labels.bad-name: invalid label name \"bad-name\"",
+            ),
+            (
+                "[[expect]]\nnotified = \"X\"\nresolved_within = \"0s\"\n",
+                "expect[1].resolved_within: duration must be > 0",
+            ),
+            (
+                "[[expect]]\nnotified = \"X\"\nalert = \"X\"\n",
+                "expectation must have exactly one of latency_quantile, error_ratio, alert, notified, promql, got alert and notified",
+            ),
+            (
+                "[alertmanager]\nconfig = \"nope.yml\"\n",
+                "alertmanager.config: alertmanager config",
+            ),
+            (
+                "[alertmanager]\nconfig = \"\"\n",
+                "alertmanager.config: config path must not be empty",
+            ),
+            (
+                "[alertmanager]\nurl = \"http://x\"\n",
+                "unknown field `url`",
+            ),
         ];
         for (src, want) in cases {
-            let e = parse(src).err().unwrap_or_else(|| panic!("accepted:\n{src}"));
+            let e = parse(src)
+                .err()
+                .unwrap_or_else(|| panic!("accepted:\n{src}"));
             assert!(e.contains(want), "{src}\n got: {e}\nwant: {want}");
         }
     }
