@@ -88,6 +88,10 @@ pub fn judge(
     let fire_bound = n
         .firing_within
         .unwrap_or(d.timing.group_wait + 2 * eval + SLACK);
+    let resolve_bound = n
+        .resolved_within
+        .unwrap_or(d.timing.group_interval + 2 * eval + SLACK);
+    r.expected = expected(n, &to, fire_bound, resolve_bound);
     let first = hits.iter().find(|h| h.status == "firing" && counts(h));
     let Some(first) = first else {
         let catch_all = |h: &&Hit<'_>| d.user_config && h.receiver == RECORDER_RECEIVER;
@@ -164,9 +168,7 @@ pub fn judge(
         };
         observed.push(format!("resolved notification not required: {why}"));
     } else if let Some(resolved) = t.resolved_at_ms {
-        let bound = n
-            .resolved_within
-            .unwrap_or(d.timing.group_interval + 2 * eval + SLACK);
+        let bound = resolve_bound;
         let got = hits.iter().find(|h| {
             h.status == "resolved" && h.receiver == first.receiver && h.at_ms >= first.at_ms
         });
@@ -219,6 +221,24 @@ pub fn judge(
         r.verdict = Verdict::Pass;
     }
     r
+}
+
+/// The expectation in words with the bounds actually applied.
+fn expected(n: &NotifiedExpectation, to: &str, fire: Duration, resolve: Duration) -> String {
+    let how = |given: Option<Duration>| if given.is_some() { "" } else { " (derived)" };
+    let resolved = match n.resolved_within {
+        Some(_) => format!("resolved within {}", human(resolve)),
+        None => format!(
+            "resolved within {} (derived) if it resolves and send_resolved is on",
+            human(resolve)
+        ),
+    };
+    format!(
+        "{} notified to {to}: firing within {}{}; {resolved}",
+        n.selector(),
+        human(fire),
+        how(n.firing_within)
+    )
 }
 
 fn ms(d: Duration) -> u64 {
