@@ -170,3 +170,25 @@ fn slow_interrupted_run_stops_alertmanager() {
     assert_eq!(status.and_then(|s| s.code()), Some(130));
     sb.assert_clean();
 }
+
+#[test]
+fn invalid_user_config_is_rejected_before_anything_starts() {
+    let sb = Sandbox::new();
+    let bad = sb.write("alertmanager.yml", "receivers: []\n");
+    let scenario = sb.scenario_copy(
+        "error-spike-notify.toml",
+        None,
+        &[(
+            "config = \"../alertmanager/alertmanager.yml\"",
+            &format!("config = {:?}", bad.display().to_string()),
+        )],
+    );
+    let o = sb.run(&["run", scenario.to_str().expect("utf-8"), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    assert!(
+        common::stderr(&o).contains("alertmanager.yml: has no route mapping"),
+        "{}",
+        dump(&o)
+    );
+    sb.assert_clean();
+}

@@ -42,6 +42,46 @@ pub struct StackOptions<'a> {
     pub run_dir: &'a Path,
 }
 
+/// Reads and rewrites the user's config (if any) without starting anything,
+/// so a broken file is reported before the run (exit 2). Returns the
+/// config as it would run, with a placeholder recorder address.
+pub fn precheck(plan: &AlertmanagerPlan, time_scale: f64) -> Result<AmConfig, AmError> {
+    let placeholder = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    build_config(plan, placeholder, time_scale, false)
+}
+
+/// `slocheck check`: the config's validity and what a run would change in it.
+pub fn print_check(plan: &AlertmanagerPlan, time_scale: f64) -> Result<(), AmError> {
+    let c = precheck(plan, time_scale)?;
+    match &plan.config {
+        None => println!("\nalertmanager: generated config, every alert to the recorder"),
+        Some(p) => {
+            println!("\nalertmanager: {} (rewritten for the run)", p.display());
+            for line in &c.rewritten {
+                println!("  {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_config(
+    plan: &AlertmanagerPlan,
+    recorder: std::net::SocketAddr,
+    time_scale: f64,
+    live: bool,
+) -> Result<AmConfig, AmError> {
+    let Some(path) = &plan.config else {
+        return config::generated(recorder);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| AmError::Io {
+        what: "read the alertmanager config",
+        path: path.clone(),
+        source,
+    })?;
+    config::rewrite(&text, path, recorder, time_scale, live)
+}
+
 pub struct AlertStack {
     recorder: Recorder,
     alertmanager: Option<ManagedAlertmanager>,
@@ -56,17 +96,7 @@ impl AlertStack {
     ) -> Result<AlertStack, AmError> {
         let bin = launcher::find_binary(o.bin)?;
         let recorder = Recorder::start().await?;
-        let config = match &o.plan.config {
-            None => config::generated(recorder.addr())?,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| AmError::Io {
-                    what: "read the alertmanager config",
-                    path: path.clone(),
-                    source,
-                })?;
-                config::rewrite(&text, path, recorder.addr(), o.time_scale, o.live_receivers)?
-            }
-        };
+        let config = build_config(o.plan, recorder.addr(), o.time_scale, o.live_receivers)?;
         let am = ManagedAlertmanager::start(&bin, o.run_dir, &config.yaml, cancel).await?;
         Ok(AlertStack {
             recorder,

@@ -156,6 +156,9 @@ async fn execute(
         )));
     }
     rules::check_time_scale(&plan, &rule_files)?;
+    if let Some(am) = &plan.alertmanager {
+        crate::alertmanager::stack::precheck(am, plan.prometheus.time_scale)?;
+    }
 
     let run_dir = tempfile::Builder::new()
         .prefix("slocheck-run-")

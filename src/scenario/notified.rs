@@ -88,8 +88,7 @@ pub(super) fn resolve_alertmanager(
             None
         }
         Some(c) => {
-            let p = std::path::absolute(dir.join(c.get_ref()))
-                .unwrap_or_else(|_| dir.join(c.get_ref()));
+            let p = super::prometheus::absolute(&dir.join(c.get_ref()));
             if !p.is_file() {
                 cx.error_hint(
                     &c.span(),
