@@ -68,3 +68,21 @@ impl AmError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_config_is_invalid_input_and_a_missing_binary_the_environment() {
+        let shape = AmError::ConfigShape {
+            path: "am.yml".into(),
+            message: "has no route mapping".into(),
+        };
+        assert_eq!(shape.exit_code(), crate::exit::INVALID);
+        let missing = AmError::BinaryNotFound {
+            searched: "x".into(),
+        };
+        assert_eq!(missing.exit_code(), crate::exit::ENVIRONMENT);
+    }
+}
