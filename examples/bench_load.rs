@@ -69,6 +69,7 @@ fn plan(mode: LoadMode, rate: f64, secs: u64) -> Plan {
         }],
         expects: vec![],
         allow_inconclusive: false,
+        alertmanager: None,
     }
 }
 

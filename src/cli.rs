@@ -109,6 +109,15 @@ pub struct RunArgs {
     /// The Prometheus binary for managed mode (default: `prometheus` on PATH).
     #[arg(long, value_name = "PATH", env = "SLOCHECK_PROMETHEUS_BIN")]
     pub prometheus_bin: Option<PathBuf>,
+    /// Start a managed Alertmanager and webhook recorder even when no `notified` expectation asks for one.
+    #[arg(long)]
+    pub alertmanager: bool,
+    /// The Alertmanager binary (default: `alertmanager` or `prometheus-alertmanager` on PATH).
+    #[arg(long, value_name = "PATH", env = "SLOCHECK_ALERTMANAGER_BIN")]
+    pub alertmanager_bin: Option<PathBuf>,
+    /// Keep the real receivers (Slack, Teams, e-mail…) of `[alertmanager] config`; the recorder is added beside them.
+    #[arg(long)]
+    pub live_receivers: bool,
     /// Keep the run directory (Prometheus config, scaled rules, log, TSDB).
     #[arg(long)]
     pub keep_run_dir: bool,
@@ -209,6 +218,9 @@ async fn dispatch(cmd: Command) -> u8 {
                 report_dir: a.report_dir,
                 progress: progress_mode(a.traffic.quiet),
                 prometheus_timeout: Some(a.prometheus_timeout),
+                alertmanager: a.alertmanager,
+                alertmanager_bin: a.alertmanager_bin,
+                live_receivers: a.live_receivers,
             };
             return run::run(opts, cancel, interrupt).await;
         }

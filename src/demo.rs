@@ -4,9 +4,9 @@
 //! scenario's phases looping until Ctrl-C; everything started is stopped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
@@ -125,9 +125,8 @@ async fn loop_load(
 
 /// A Grafana server provisioned from the repository's dashboards folder.
 struct Grafana {
-    child: Child,
+    child: crate::process::ManagedChild,
     url: String,
-    _keeper: mpsc::Sender<()>,
 }
 
 impl Grafana {
@@ -173,41 +172,16 @@ impl Grafana {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        {
-            use std::os::unix::process::CommandExt;
-            // Own process group (Ctrl-C reaches slocheck only, which stops
-            // Grafana in order); dies with us if slocheck is killed.
-            cmd.process_group(0);
-            // SAFETY: prctl is async-signal-safe and touches no parent memory.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                        .map_err(std::io::Error::from)
-                });
-            }
-        }
-        let (child, keeper) =
-            crate::prom::launcher::spawn_kept(cmd).map_err(Error::io("start", &bin))?;
+        // Own process group and parent-death signal, like Prometheus.
+        let child = crate::process::ManagedChild::spawn(cmd).map_err(Error::io("start", &bin))?;
         Ok(Some(Grafana {
             child,
             url: format!("http://127.0.0.1:{port}/ (log: {})", log_path.display()),
-            _keeper: keeper,
         }))
     }
 
     /// SIGTERM, up to 5 s, then SIGKILL; always reaped.
-    async fn stop(mut self) {
-        use nix::sys::signal::{Signal, kill};
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    async fn stop(self) {
+        let _ = self.child.stop(Duration::from_secs(5)).await;
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     /// Prometheus missing, unreachable, not ready, died.
     #[error("{0}")]
     Prometheus(#[from] crate::prom::PromError),
+    /// Alertmanager or its webhook recorder failed, or its config is invalid.
+    #[error("{0}")]
+    Alertmanager(#[from] crate::alertmanager::AmError),
     /// The built-in target could not start (e.g. port in use).
     #[error("{0}")]
     Target(#[from] crate::target::TargetError),
@@ -50,6 +53,7 @@ impl Error {
             | Error::Load(_)
             | Error::Environment(_)
             | Error::Io { .. } => exit::ENVIRONMENT,
+            Error::Alertmanager(e) => e.exit_code(),
             Error::Interrupted(code) => *code,
         }
     }

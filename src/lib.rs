@@ -4,6 +4,7 @@
 //!
 //! The binary is a thin shell over this library (`cli::main`).
 
+pub mod alertmanager;
 pub mod cli;
 pub mod demo;
 pub mod doctor;
@@ -12,6 +13,7 @@ pub mod exit;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;
+pub mod process;
 pub mod progress;
 pub mod prom;
 pub mod record;

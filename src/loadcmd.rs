@@ -94,6 +94,9 @@ pub fn check(path: &Path) -> Result<(), Error> {
         rules::check_time_scale(plan, &files)?;
     }
     print!("{}", scenario::timeline(plan));
+    if let Some(am) = &plan.alertmanager {
+        crate::alertmanager::stack::print_check(am, plan.prometheus.time_scale)?;
+    }
     let scale = if plan.prometheus.url.is_none() {
         plan.prometheus.time_scale
     } else {

@@ -26,6 +26,9 @@ pub struct Plan {
     pub expects: Vec<Expectation>,
     /// When true, an inconclusive expectation does not fail the gate.
     pub allow_inconclusive: bool,
+    /// Some: start a managed Alertmanager and the webhook recorder (asked
+    /// for by `[alertmanager]` or implied by a `notified` expectation).
+    pub alertmanager: Option<AlertmanagerPlan>,
 }
 
 impl Plan {
@@ -203,6 +206,8 @@ pub enum ExpectKind {
     ErrorRatio { phase: String, bound: Bound<f64> },
     /// The lifecycle of a named alert over the run.
     Alert(AlertExpectation),
+    /// A named alert's notifications reach a receiver in time.
+    Notified(NotifiedExpectation),
     /// Any PromQL expression, aggregated over a phase and compared.
     PromQl {
         expr: String,
@@ -233,6 +238,69 @@ pub struct AlertExpectation {
     /// of that phase's start (None: derived from the rule).
     pub resolves_during: Option<String>,
     pub resolve_within: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertmanagerPlan {
+    /// The user's Alertmanager config (absolute); None: slocheck generates
+    /// one that routes every alert to its recorder.
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifiedExpectation {
+    pub alert: String,
+    /// Only notifications to this receiver (by its config name) count.
+    pub receiver: Option<String>,
+    /// Labels the notified alert must carry (e.g. `severity = "critical"`).
+    pub labels: Vec<(String, String)>,
+    /// Bound from the alert's first firing to the first firing notification
+    /// (None: group_wait + 2 × evaluation_interval + 5 s).
+    pub firing_within: Option<Duration>,
+    /// Bound from the alert's resolution to the resolved notification; when
+    /// set, a resolved notification is required. None: required only when
+    /// the alert resolved during the run and the receiver sends resolved
+    /// notifications, within group_interval + 2 × evaluation_interval + 5 s.
+    pub resolved_within: Option<Duration>,
+}
+
+impl NotifiedExpectation {
+    /// `HighErrorRate{severity="critical"}` as PromQL would write the selector.
+    pub fn selector(&self) -> String {
+        if self.labels.is_empty() {
+            return self.alert.clone();
+        }
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        format!("{}{{{}}}", self.alert, labels.join(", "))
+    }
+
+    /// What is expected, in words, with the bounds that were given.
+    pub fn describe(&self) -> String {
+        let to = self.receiver.as_ref().map_or_else(
+            || "any receiver".to_string(),
+            |r| format!("receiver \"{r}\""),
+        );
+        let within = |w: Option<Duration>, what: &str| {
+            w.map_or_else(
+                || format!("{what} (derived bound)"),
+                |w| format!("{what} within {}", crate::timeutil::human(w)),
+            )
+        };
+        let mut s = format!(
+            "{} notified to {to}: {}",
+            self.selector(),
+            within(self.firing_within, "firing")
+        );
+        match self.resolved_within {
+            Some(_) => s.push_str(&format!("; {}", within(self.resolved_within, "resolved"))),
+            None => s.push_str("; resolved if it resolves and send_resolved is on"),
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

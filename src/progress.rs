@@ -194,6 +194,7 @@ mod tests {
             }],
             expects: vec![],
             allow_inconclusive: false,
+            alertmanager: None,
         }
     }
 

@@ -121,6 +121,7 @@ fn plan(mode: LoadMode, max_in_flight: usize, phases: Vec<PhasePlan>) -> Plan {
         phases,
         expects: vec![],
         allow_inconclusive: false,
+        alertmanager: None,
     }
 }
 

@@ -2,22 +2,19 @@
 //! process per run, on a free loopback port, always reaped.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::process::CommandExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use super::client::PromClient;
 use super::config::PromConfig;
 use super::error::PromError;
+pub use crate::process::free_loopback_port;
+use crate::process::{ManagedChild, read_tail};
 
 /// The oldest Prometheus slocheck is tested with (Debian bookworm's package);
 /// older ones lack `keep_firing_for`.
@@ -133,12 +130,6 @@ pub fn parse_version(output: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the caller retries on a race).
-pub fn free_loopback_port() -> Result<u16, std::io::Error> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
 #[derive(Debug, Clone)]
 pub struct LaunchConfig {
     pub bin: PathBuf,
@@ -156,13 +147,11 @@ pub struct LaunchConfig {
 
 /// A running Prometheus child. Dropping it without `stop` kills it.
 pub struct ManagedPrometheus {
-    child: Option<Child>,
+    child: ManagedChild,
     pid: u32,
     url: Url,
     client: PromClient,
     log_path: PathBuf,
-    /// Dropping this ends the keeper thread; see `spawn_kept`.
-    keeper: Option<mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for ManagedPrometheus {
@@ -252,21 +241,12 @@ impl ManagedPrometheus {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            // Own process group: a terminal Ctrl-C reaches slocheck only, which
-            // then stops Prometheus in order.
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-            });
-        }
-        let (child, keeper) = spawn_kept(cmd).map_err(|source| PromError::Spawn {
+            .stderr(log_err);
+        let child = ManagedChild::spawn(cmd).map_err(|source| PromError::Spawn {
             path: bin.to_path_buf(),
             source,
         })?;
-        let pid = child.id();
+        let pid = child.pid();
         let url =
             Url::parse(&format!("http://127.0.0.1:{port}/")).map_err(|e| PromError::BadUrl {
                 url: format!("http://127.0.0.1:{port}/"),
@@ -274,12 +254,11 @@ impl ManagedPrometheus {
             })?;
         let client = PromClient::new(url.clone(), Duration::from_secs(10))?;
         Ok(ManagedPrometheus {
-            child: Some(child),
+            child,
             pid,
             url,
             client,
             log_path: log_path.to_path_buf(),
-            keeper: Some(keeper),
         })
     }
 
@@ -335,15 +314,7 @@ impl ManagedPrometheus {
     }
 
     fn check_alive_when(&mut self, when: &'static str) -> Result<(), PromError> {
-        let status = match self.child.as_mut() {
-            None => Some("it was stopped".to_string()),
-            Some(child) => match child.try_wait() {
-                Ok(None) => None,
-                Ok(Some(status)) => Some(describe(status)),
-                Err(e) => Some(format!("cannot be checked: {e}")),
-            },
-        };
-        match status {
+        match self.child.exited() {
             None => Ok(()),
             Some(status) => Err(PromError::Exited {
                 status,
@@ -354,99 +325,21 @@ impl ManagedPrometheus {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = read_tail(&self.log_path, 0, 64 * 1024);
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::process::log_tail(&self.log_path, lines)
     }
 
     /// SIGTERM, up to 5 s for a clean shutdown, then SIGKILL; always reaped.
-    pub async fn stop(mut self) -> Result<(), PromError> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let result = if let Ok(None) = child.try_wait() {
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
-            let started = Instant::now();
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break Ok(()),
-                    Ok(None) if started.elapsed() < STOP_GRACE => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    Ok(None) => {
-                        let _ = child.kill();
-                        break child.wait().map(|_| ());
-                    }
-                    Err(e) => break Err(e),
-                }
-            }
-        } else {
-            Ok(())
-        };
-        self.keeper.take();
-        result.map_err(|source| PromError::Io {
-            what: "stop prometheus with pid",
-            path: PathBuf::from(self.pid.to_string()),
-            source,
-        })
+    pub async fn stop(self) -> Result<(), PromError> {
+        let pid = self.pid;
+        self.child
+            .stop(STOP_GRACE)
+            .await
+            .map_err(|source| PromError::Io {
+                what: "stop prometheus with pid",
+                path: PathBuf::from(pid.to_string()),
+                source,
+            })
     }
-}
-
-impl Drop for ManagedPrometheus {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Spawns `cmd` from a dedicated thread that lives until the returned sender
-/// is dropped. PR_SET_PDEATHSIG fires when the spawning *thread* exits, so
-/// spawning from a tokio blocking thread (which exits when idle) would kill
-/// Prometheus mid-run.
-pub(crate) fn spawn_kept(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>), std::io::Error> {
-    let (child_tx, child_rx) = mpsc::channel();
-    let (keep_tx, keep_rx) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("prometheus-keeper".into())
-        .spawn(move || {
-            let spawned = cmd.spawn();
-            let ok = spawned.is_ok();
-            let _ = child_tx.send(spawned);
-            if ok {
-                // Returns when the sender is dropped: the child is gone by then.
-                let _ = keep_rx.recv();
-            }
-        })?;
-    let child = child_rx
-        .recv()
-        .map_err(|_| std::io::Error::other("the spawning thread ended without a result"))??;
-    Ok((child, keep_tx))
-}
-
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        _ => status.to_string(),
-    }
-}
-
-/// Up to `max` bytes from the end of the log, starting no earlier than `from`.
-fn read_tail(path: &Path, from: u64, max: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = from.max(len.saturating_sub(max));
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let _ = f.take(max).read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]
@@ -474,12 +367,5 @@ mod tests {
         assert_eq!(parse_version("prometheus, version x"), None);
         assert_eq!(parse_version(""), None);
         assert!(parse_version("prometheus, version 2.30.0").is_some_and(|v| v < MIN_VERSION));
-    }
-
-    #[test]
-    fn free_port_is_loopback_bindable() {
-        let port = free_loopback_port().expect("port");
-        assert_ne!(port, 0);
-        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("still free");
     }
 }

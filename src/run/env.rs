@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
+use crate::alertmanager::{AlertStack, StackOptions};
 use crate::error::Error;
 use crate::plan::{Plan, TargetPlan};
 use crate::prom::PromClient;
@@ -27,6 +28,8 @@ pub struct Env {
     pub prometheus_version: Option<String>,
     /// Per-request timeout of Prometheus API calls (default 10 s).
     pub query_timeout: Option<Duration>,
+    /// Recorder + managed Alertmanager, when the scenario checks delivery.
+    pub alerting: Option<AlertStack>,
 }
 
 impl Env {
@@ -54,6 +57,17 @@ impl Env {
         };
         self.target_url = Some(url.clone());
         Ok(url)
+    }
+
+    /// Starts the webhook recorder and Alertmanager; `start_managed` then
+    /// points Prometheus at it.
+    pub async fn start_alerting(
+        &mut self,
+        opts: StackOptions<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.alerting = Some(AlertStack::start(opts, cancel).await?);
+        Ok(())
     }
 
     /// Starts a managed Prometheus scraping `target`, waits until it is ready
@@ -84,7 +98,11 @@ impl Env {
             targets: vec![format!("{host}:{port}")],
             metrics_path: "/metrics".to_string(),
             rule_files,
-            alertmanagers: Vec::new(),
+            alertmanagers: self
+                .alerting
+                .as_ref()
+                .map(AlertStack::target)
+                .unwrap_or_default(),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
         let client = PromClient::new(prom.url().clone(), self.timeout())?;
@@ -98,6 +116,9 @@ impl Env {
         client
             .wait_target_up(&plan.prometheus.job, FIRST_SCRAPE_TIMEOUT, cancel)
             .await?;
+        if let Some(a) = &self.alerting {
+            a.wait_discovered(&client, cancel).await?;
+        }
         self.client = Some(client.clone());
         Ok(client)
     }
@@ -122,6 +143,9 @@ impl Env {
 
     /// Errors when the managed Prometheus has exited.
     pub fn check_alive(&mut self) -> Result<(), Error> {
+        if let Some(a) = self.alerting.as_mut() {
+            a.check_alive()?;
+        }
         match self.prometheus.as_mut() {
             Some(p) => Ok(p.check_alive()?),
             None => Ok(()),
@@ -129,10 +153,15 @@ impl Env {
     }
 
     /// Stops everything that was started, Prometheus first (it scrapes the
-    /// target), and reaps it.
+    /// target and sends to Alertmanager), then Alertmanager, and reaps them.
     pub async fn shutdown(&mut self) {
         if let Some(p) = self.prometheus.take()
             && let Err(e) = p.stop().await
+        {
+            eprintln!("slocheck: warning: {e}");
+        }
+        if let Some(a) = self.alerting.take()
+            && let Err(e) = a.stop().await
         {
             eprintln!("slocheck: warning: {e}");
         }

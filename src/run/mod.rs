@@ -38,6 +38,11 @@ pub struct RunOptions {
     pub report_dir: Option<PathBuf>,
     pub progress: ProgressMode,
     pub prometheus_timeout: Option<Duration>,
+    /// Start Alertmanager even when no expectation needs it.
+    pub alertmanager: bool,
+    pub alertmanager_bin: Option<PathBuf>,
+    /// Keep the user's real receivers (Slack, Teams…) beside the recorder.
+    pub live_receivers: bool,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -144,6 +149,9 @@ async fn execute(
         opts.prometheus_url.as_ref(),
         opts.seed,
     );
+    if opts.alertmanager && loaded.plan.alertmanager.is_none() {
+        loaded.plan.alertmanager = Some(crate::plan::AlertmanagerPlan::default());
+    }
     let rule_files = rules::load_and_check(&loaded)?;
     let plan = loaded.plan.clone();
     session.plan = Some(plan.clone());
@@ -155,7 +163,16 @@ async fn execute(
             plan.prometheus.time_scale
         )));
     }
+    if !managed && plan.alertmanager.is_some() {
+        return Err(Error::Invalid(format!(
+            "{}: delivery checks need a managed Prometheus that sends to slocheck's Alertmanager; an external one sends where its own config says (hint: remove prometheus.url / --prometheus-url, or the notified expectations and [alertmanager])",
+            plan.source.display()
+        )));
+    }
     rules::check_time_scale(&plan, &rule_files)?;
+    if let Some(am) = &plan.alertmanager {
+        crate::alertmanager::stack::precheck(am, plan.prometheus.time_scale)?;
+    }
 
     let run_dir = tempfile::Builder::new()
         .prefix("slocheck-run-")
@@ -177,6 +194,20 @@ async fn execute(
         let prepared = rules::prepare(&plan, rule_files, &dir.join("rules"))?;
         session.scaled = prepared.scaled.clone();
         let scaled_paths = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
+        if let Some(am) = &plan.alertmanager {
+            let o = crate::alertmanager::StackOptions {
+                plan: am,
+                bin: opts.alertmanager_bin.as_deref(),
+                live_receivers: opts.live_receivers,
+                time_scale: plan.prometheus.time_scale,
+                run_dir: &dir,
+            };
+            let started = env.start_alerting(o, cancel).await;
+            if cancel.is_cancelled() {
+                return Err(interrupted(interrupt));
+            }
+            started?;
+        }
         let client = env
             .start_managed(
                 &plan,
@@ -255,11 +286,13 @@ async fn execute(
     env.check_alive()?;
     let until = SystemTime::now();
     eprintln!("slocheck: verifying {} expectations", plan.expects.len());
+    let deliveries = env.alerting.as_ref().map(|a| a.deliveries());
     let inputs = verify::Inputs {
         plan: &plan,
         record: &record,
         rules: &timings,
         until,
+        deliveries: deliveries.as_ref(),
     };
     let outcome = tokio::select! {
         o = verify::verify(&client, &inputs) => o?,

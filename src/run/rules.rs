@@ -51,10 +51,12 @@ pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
         .flat_map(|f| f.alerts().map(|a| a.name.as_str()))
         .collect();
     for (i, e) in plan.expects.iter().enumerate() {
-        let ExpectKind::Alert(a) = &e.kind else {
-            continue;
+        let alert = match &e.kind {
+            ExpectKind::Alert(a) => &a.alert,
+            ExpectKind::Notified(n) => &n.alert,
+            _ => continue,
         };
-        if known.contains(&a.alert.as_str()) {
+        if known.contains(&alert.as_str()) {
             continue;
         }
         let hint = if known.is_empty() {
@@ -62,7 +64,7 @@ pub fn load_and_check(loaded: &Loaded) -> Result<Vec<RuleFile>, Error> {
         } else {
             format!("alerts in the rule files: {}", known.join(", "))
         };
-        let message = format!("unknown alert \"{}\"", a.alert);
+        let message = format!("unknown alert \"{alert}\"");
         let diag = match loaded
             .spans
             .alert_names

@@ -10,7 +10,7 @@ use super::raw::{Dur, RawAggregate, RawExpect, S, parse_duration};
 use super::{AlertRef, validate_promql};
 use crate::plan::*;
 
-const KINDS: &str = "latency_quantile, error_ratio, alert, promql";
+const KINDS: &str = "latency_quantile, error_ratio, alert, notified, promql";
 
 pub(super) fn resolve_expects(
     list: &[S<RawExpect>],
@@ -52,6 +52,7 @@ pub(super) fn resolve_expects(
             ("latency_quantile", e.latency_quantile.as_ref().map(S::span)),
             ("error_ratio", e.error_ratio.as_ref().map(S::span)),
             ("alert", e.alert.as_ref().map(S::span)),
+            ("notified", e.notified.as_ref().map(S::span)),
             ("promql", e.promql.as_ref().map(S::span)),
         ]
         .into_iter()
@@ -95,6 +96,17 @@ pub(super) fn resolve_expects(
                 }
                 ExpectKind::Alert(a)
             }),
+            "notified" => super::notified::resolve(e, &path, cx).map(|n| {
+                if let Some(name) = &e.notified {
+                    alerts.push(AlertRef {
+                        expect_index: out.len(),
+                        key_path: join(&path, "notified"),
+                        name: n.alert.clone(),
+                        location: cx.location(&name.span()),
+                    });
+                }
+                ExpectKind::Notified(n)
+            }),
             _ => promql(e, &path, &span, phases, cx),
         };
         if let Some(kind) = kind {
@@ -123,6 +135,10 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
         ("fire_within", e.fire_within.as_ref().map(S::span)),
         ("resolves_during", e.resolves_during.as_ref().map(S::span)),
         ("resolve_within", e.resolve_within.as_ref().map(S::span)),
+        ("receiver", e.receiver.as_ref().map(S::span)),
+        ("labels", e.labels.as_ref().map(S::span)),
+        ("firing_within", e.firing_within.as_ref().map(S::span)),
+        ("resolved_within", e.resolved_within.as_ref().map(S::span)),
     ];
     let bounds = ["phase", "below", "above", "near", "tolerance", "between"];
     let allowed: &[&str] = match kind {
@@ -134,6 +150,7 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
             "resolves_during",
             "resolve_within",
         ],
+        "notified" => &["receiver", "labels", "firing_within", "resolved_within"],
         "promql" => &[
             "phase",
             "aggregate",
@@ -441,23 +458,8 @@ fn alert(
     cx: &mut Ctx<'_>,
 ) -> Option<AlertExpectation> {
     let name = e.alert.as_ref()?;
-    let mut ok = true;
     let n = name.get_ref();
-    let valid = n
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-    if !valid {
-        cx.error_hint(
-            &name.span(),
-            &join(path, "alert"),
-            format!("invalid alert name \"{n}\""),
-            "use the alert: name from the rule file",
-        );
-        ok = false;
-    }
+    let mut ok = check_alert_name(name, &join(path, "alert"), cx);
     let mut silent = Vec::new();
     for (i, p) in e.silent_during.iter().flat_map(|s| s.get_ref()).enumerate() {
         match phase_ref(
@@ -565,6 +567,26 @@ fn alert(
         resolves_during,
         resolve_within,
     })
+}
+
+/// An alert name as Prometheus allows it (a metric name); false if reported.
+pub(super) fn check_alert_name(name: &S<String>, path: &str, cx: &mut Ctx<'_>) -> bool {
+    let n = name.get_ref();
+    let valid = n
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if !valid {
+        cx.error_hint(
+            &name.span(),
+            path,
+            format!("invalid alert name \"{n}\""),
+            "use the alert: name from the rule file",
+        );
+    }
+    valid
 }
 
 fn promql(

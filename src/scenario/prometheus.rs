@@ -136,7 +136,7 @@ pub(super) fn resolve_prometheus(
 
 /// Makes `p` absolute and removes `.`/`..` lexically, so reports show
 /// `/repo/rules/alerts.yml` rather than `/repo/scenarios/../rules/alerts.yml`.
-fn absolute(p: &Path) -> PathBuf {
+pub(super) fn absolute(p: &Path) -> PathBuf {
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut out = PathBuf::new();
     for c in abs.components() {

@@ -23,6 +23,13 @@ pub struct RawScenario {
     pub load: Option<S<RawLoad>>,
     pub phase: Option<S<Vec<S<RawPhase>>>>,
     pub expect: Option<Vec<S<RawExpect>>>,
+    pub alertmanager: Option<S<RawAlertmanager>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    pub config: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +125,11 @@ pub struct RawExpect {
     pub fire_within: Option<S<Dur>>,
     pub resolves_during: Option<S<String>>,
     pub resolve_within: Option<S<Dur>>,
+    pub notified: Option<S<String>>,
+    pub receiver: Option<S<String>>,
+    pub labels: Option<S<BTreeMap<String, S<String>>>>,
+    pub firing_within: Option<S<Dur>>,
+    pub resolved_within: Option<S<Dur>>,
 }
 
 #[derive(Debug, Deserialize)]

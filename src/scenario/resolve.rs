@@ -124,6 +124,8 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         r
     });
 
+    let alertmanager =
+        super::notified::resolve_alertmanager(raw.alertmanager.as_ref(), &expects, &dir, cx);
     if !cx.diags.is_empty() {
         return None;
     }
@@ -138,6 +140,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         phases,
         expects,
         allow_inconclusive: raw.allow_inconclusive.unwrap_or(false),
+        alertmanager,
     };
     let spans = ScenarioSpans {
         file: file.to_path_buf(),

@@ -239,5 +239,6 @@ fn describe(k: &ExpectKind) -> String {
             }
             format!("alert {}: {}", a.alert, parts.join("; "))
         }
+        ExpectKind::Notified(n) => n.describe(),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod bound;
+pub mod notify;
 pub mod outcome;
 pub mod queries;
 
@@ -25,6 +26,8 @@ pub struct Inputs<'a> {
     pub rules: &'a BTreeMap<String, RuleTiming>,
     /// The end of the observed range (after the settle period).
     pub until: SystemTime,
+    /// What the webhook recorder saw (None: no Alertmanager ran).
+    pub deliveries: Option<&'a notify::Deliveries>,
 }
 
 /// A query that failed because of the query itself (not the connection)
@@ -71,6 +74,20 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
                     timelines.insert(a.alert.clone(), t);
                 }
                 v.alert(e, a, &timelines[&a.alert], &windows)
+            }
+            ExpectKind::Notified(n) => {
+                if !timelines.contains_key(&n.alert) {
+                    let t = v.alert_timeline(&n.alert).await?;
+                    timelines.insert(n.alert.clone(), t);
+                }
+                notify::judge(
+                    e,
+                    n,
+                    &timelines[&n.alert],
+                    inp.deliveries,
+                    inp.plan.prometheus.evaluation_interval,
+                    inp.record.started_at,
+                )
             }
         };
         results.push(r);
