@@ -222,8 +222,8 @@ fn agreement(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
     writeln!(out, "\n{}", p.bold("Agreement (Prometheus vs client)"))?;
     writeln!(
         out,
-        "  {:<12} {:>10} {:>10} {:>10} {:>7}   {:>10} {:>10}  same bucket",
-        "phase", "injected", "client", "prom", "Δpp", "client P90", "prom P90"
+        "  {:<12} {:>10} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>10}  same bucket",
+        "phase", "injected", "client", "prom", "Δpp", "P90 corr", "P90 svc", "prom P90"
     )?;
     for a in &r.agreement {
         let delta = match (a.prometheus_error_ratio, a.injected_error_ratio) {
@@ -240,13 +240,14 @@ fn agreement(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
         };
         writeln!(
             out,
-            "  {:<12} {:>10} {:>10} {:>10} {:>7}   {:>10} {:>10}  {same}",
+            "  {:<12} {:>10} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>10}  {same}",
             a.phase,
             opt(a.injected_error_ratio, ratio),
             opt(a.client_error_ratio, ratio),
             opt(a.prometheus_error_ratio, ratio),
             delta,
             opt(a.client_p90_seconds, human_secs),
+            opt(a.client_service_p90_seconds, human_secs),
             opt(a.prometheus_p90_seconds, human_secs),
         )?;
     }

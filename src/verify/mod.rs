@@ -531,6 +531,8 @@ impl Verifier<'_> {
             client_error_ratio: p.observed_error_ratio(),
             prometheus_error_ratio: None,
             client_p90_seconds: p.latency_quantile_secs(0.9),
+            client_service_p90_seconds: (!p.latency_service.is_empty())
+                .then(|| p.latency_service.value_at_quantile(0.9) as f64 / 1e6),
             prometheus_p90_seconds: None,
             p90_bucket: None,
             p90_same_bucket: None,
@@ -552,7 +554,7 @@ impl Verifier<'_> {
         if let Some(pv) = a.prometheus_p90_seconds {
             a.p90_bucket = queries::bucket_of(buckets, pv);
             a.p90_same_bucket = a
-                .client_p90_seconds
+                .client_service_p90_seconds
                 .map(|c| queries::bucket_of(buckets, c) == a.p90_bucket && a.p90_bucket.is_some());
         }
         Ok(a)

@@ -104,10 +104,14 @@ pub struct PhaseAgreement {
     pub injected_error_ratio: Option<f64>,
     pub client_error_ratio: Option<f64>,
     pub prometheus_error_ratio: Option<f64>,
+    /// Client P90 from the intended send time (coordinated-omission corrected).
     pub client_p90_seconds: Option<f64>,
+    /// Client P90 from the actual send: what the server's own histogram can
+    /// see (it cannot see the generator's scheduling delay).
+    pub client_service_p90_seconds: Option<f64>,
     pub prometheus_p90_seconds: Option<f64>,
     /// The histogram bucket `(lower, upper]` holding Prometheus's P90, and
-    /// whether the client's P90 falls in the same bucket.
+    /// whether the client's service-time P90 falls in the same bucket.
     pub p90_bucket: Option<(f64, f64)>,
     pub p90_same_bucket: Option<bool>,
 }
