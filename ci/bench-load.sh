@@ -16,13 +16,16 @@ if ! need wrk || ! need nginx; then
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-cargo build --release --example bench_load >&2
+cargo build --release --example bench_load --bin slocheck >&2
 BENCH=target/release/examples/bench_load
+SLOCHECK=target/release/slocheck
 
 TMP="$(mktemp -d)"
 NGINX_PID=""
+TARGET_PID=""
 cleanup() {
   if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  if [ -n "$TARGET_PID" ]; then kill "$TARGET_PID" 2>/dev/null || true; wait "$TARGET_PID" 2>/dev/null || true; fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -66,25 +69,27 @@ field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p"; }
 # Guard against benchmarking error pages: every response must be a 2xx.
 curl -fsS "$URL/" >/dev/null || { echo "nginx does not serve $URL/ with a 2xx" >&2; exit 1; }
 
-# wrk: CPU from the shell's child accounting (user + sys).
-TIMEFORMAT='%U %S'
-WRK_OUT="$TMP/wrk.txt"
-WRK_CPU="$( { time wrk -t"$(nproc)" -c50 -d"${SECS}s" "$URL/" > "$WRK_OUT"; } 2>&1 )"
-WRK_REQS="$(awk '/requests in/ {print $1}' "$WRK_OUT")"
-WRK_RPS="$(awk '/Requests\/sec/ {print $2}' "$WRK_OUT")"
-if grep -q "Non-2xx" "$WRK_OUT"; then echo "wrk saw non-2xx responses:" >&2; cat "$WRK_OUT" >&2; exit 1; fi
-WRK_US="$(echo "$WRK_CPU" | awk -v n="$WRK_REQS" '{printf "%.2f", ($1+$2)*1e6/n}')"
+# Closed loop, 50 connections, against URL: wrk vs slocheck, same target.
+closed_vs_wrk() {
+  local label="$1" url="$2"
+  local out="$TMP/wrk-$label.txt" cpu reqs wrk_rps wrk_us s_out s_rps s_us
+  cpu="$( { time wrk -t"$(nproc)" -c50 -d"${SECS}s" "$url" > "$out"; } 2>&1 )"
+  reqs="$(awk '/requests in/ {print $1}' "$out")"
+  wrk_rps="$(awk '/Requests\/sec/ {print $2}' "$out")"
+  if grep -q "Non-2xx" "$out"; then echo "wrk saw non-2xx responses from $url:" >&2; cat "$out" >&2; exit 1; fi
+  wrk_us="$(echo "$cpu" | awk -v n="$reqs" '{printf "%.2f", ($1+$2)*1e6/n}')"
+  s_out="$("$BENCH" "$url" closed 50 "$SECS")"
+  s_rps="$(echo "$s_out" | field rps)"
+  s_us="$(echo "$s_out" | field cpu_us_per_req)"
+  echo
+  echo "closed loop, 50 connections, ${SECS}s, $label ($url)"
+  printf '  %-9s %10s rps  %6s us CPU/request\n' wrk "$wrk_rps" "$wrk_us" slocheck "$s_rps" "$s_us"
+  awk -v a="$s_rps" -v b="$wrk_rps" -v c="$s_us" -v d="$wrk_us" \
+    'BEGIN { printf "  throughput slocheck/wrk = %.2f (goal >= 0.7); CPU/request slocheck/wrk = %.2f (goal <= 1.5)\n", a/b, c/d }'
+  echo "  slocheck: $s_out"
+}
 
-S_OUT="$("$BENCH" "$URL" closed 50 "$SECS")"
-S_RPS="$(echo "$S_OUT" | field rps)"
-S_US="$(echo "$S_OUT" | field cpu_us_per_req)"
-
-echo
-echo "closed loop, 50 connections, ${SECS}s"
-printf '  %-9s %10s rps  %6s us CPU/request\n' wrk "$WRK_RPS" "$WRK_US" slocheck "$S_RPS" "$S_US"
-awk -v a="$S_RPS" -v b="$WRK_RPS" -v c="$S_US" -v d="$WRK_US" \
-  'BEGIN { printf "  throughput slocheck/wrk = %.2f (goal >= 0.7); CPU/request slocheck/wrk = %.2f (goal <= 1.5)\n", a/b, c/d }'
-echo "  slocheck: $S_OUT"
+closed_vs_wrk "nginx static page" "$URL/"
 
 echo
 echo "open loop, ${SECS}s each (achieved = responses per second)"
@@ -101,3 +106,14 @@ for D in 10 60; do
   OUT="$("$BENCH" "$URL" open 5000 "$D")"
   echo "  ${D}s run: $(echo "$OUT" | field peak_rss_kb) kB (sent $(echo "$OUT" | field sent))"
 done
+
+# The built-in ML target (GET /predict runs the model), started here.
+TPORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$SLOCHECK" target --listen "127.0.0.1:$TPORT" 2>"$TMP/target.log" &
+TARGET_PID=$!
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$TPORT") 2>/dev/null && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$TPORT/predict" >/dev/null || { echo "the built-in target does not answer" >&2; exit 1; }
+closed_vs_wrk "built-in ML target" "http://127.0.0.1:$TPORT/predict"

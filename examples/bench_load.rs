@@ -33,7 +33,7 @@ fn peak_rss_kb() -> Result<u64, Box<dyn Error>> {
     Ok(line.split_whitespace().nth(1).ok_or("bad VmHWM")?.parse()?)
 }
 
-fn plan(mode: LoadMode, rate: f64, secs: u64) -> Plan {
+fn plan(mode: LoadMode, rate: f64, secs: u64, path: &str) -> Plan {
     Plan {
         name: "bench".into(),
         source: "bench".into(),
@@ -41,7 +41,7 @@ fn plan(mode: LoadMode, rate: f64, secs: u64) -> Plan {
         target: TargetPlan::BuiltIn,
         request: RequestTemplate {
             method: http::Method::GET,
-            path: "/".into(),
+            path: path.into(),
             headers: vec![],
             bodies: vec![],
             timeout: Duration::from_secs(5),
@@ -65,7 +65,15 @@ fn plan(mode: LoadMode, rate: f64, secs: u64) -> Plan {
             duration: Duration::from_secs(secs),
             rate: Rate::Constant(rate),
             concurrency: None,
-            faults: FaultSpec::default(),
+            // The fault plan is on, as in a real run: 1 % of requests carry
+            // `x-slocheck-fault: status=503` (nginx ignores the header).
+            faults: FaultSpec {
+                error: Some(ErrorFault {
+                    ratio: 0.01,
+                    status: 503,
+                }),
+                latency: None,
+            },
         }],
         expects: vec![],
         allow_inconclusive: false,
@@ -81,7 +89,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "usage: bench_load URL closed CONNS SECS | bench_load URL open RATE SECS".into(),
         );
     };
-    let url: reqwest::Url = url.parse()?;
+    let mut url: reqwest::Url = url.parse()?;
+    // The URL's path is the request path; the engine takes the base URL.
+    let path = url.path().to_string();
+    url.set_path("/");
     let secs: u64 = secs.parse()?;
     let p = match mode.as_str() {
         "closed" => {
@@ -93,9 +104,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 },
                 0.0,
                 secs,
+                &path,
             )
         }
-        "open" => plan(LoadMode::Open, n.parse()?, secs),
+        "open" => plan(LoadMode::Open, n.parse()?, secs, &path),
         other => return Err(format!("unknown mode {other:?} (hint: closed or open)").into()),
     };
     let cpu0 = cpu_secs()?;
