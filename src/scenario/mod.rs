@@ -1,7 +1,7 @@
 //! Scenario files: parse the TOML strictly, validate with file:line:col and
 //! key path, and resolve into a typed `Plan`.
 //!
-//! The format is documented in `docs/scenario.md`.
+//! The format is documented in README.md ("Scenario reference").
 
 mod body;
 mod ctx;
@@ -143,7 +143,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Loaded, ScenarioError> {
                     "write [[{key_path}]] with double brackets, one table per {key_path}"
                 )),
                 _ if msg.starts_with("unknown field") => {
-                    Some("see docs/scenario.md for every key".to_string())
+                    Some("see the scenario reference in README.md for every key".to_string())
                 }
                 _ => None,
             };

@@ -2,7 +2,7 @@
 //! classifier behind axum with Prometheus metrics and fault injection.
 //!
 //! Layering is metrics → faults → handler, so an injected fault is counted
-//! exactly like a real one. See `docs/target.md` for the HTTP reference.
+//! exactly like a real one. See README.md ("The built-in target") for the HTTP reference.
 
 pub mod admin;
 pub mod faults;
