@@ -86,7 +86,14 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         query_timeout: opts.prometheus_timeout,
         ..Env::default()
     };
-    let result = execute(&opts, &mut session, &mut env, &cancel, &interrupt).await;
+    let result = match execute(&opts, &mut session, &mut env, &cancel, &interrupt).await {
+        // Whatever a stage reported while being cancelled (e.g. "cancelled
+        // while waiting for the first scrape"), the run was interrupted.
+        Err(e) if interrupt.signal().is_some() && !matches!(e, Error::Interrupted(_)) => {
+            Err(Error::Interrupted(interrupt.exit_code()))
+        }
+        r => r,
+    };
     env.shutdown().await;
     session.prometheus_version = env.prometheus_version.take();
     let kept_dir = session.run_dir.take().and_then(RunDirGuard::finish);
