@@ -54,6 +54,23 @@ pub async fn demo(
         let target = env.start_target(&plan).await?;
         let prepared = rules::prepare(&plan, files, &dir.join("rules"))?;
         let scaled = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
+        // Alertmanager (with slocheck's recorder) when the scenario asks for
+        // it or the binary is installed: the demo then shows alerts delivered.
+        let am_plan = plan.alertmanager.clone().unwrap_or_default();
+        if plan.alertmanager.is_some() || crate::alertmanager::launcher::find_binary(None).is_ok() {
+            let o = crate::alertmanager::StackOptions {
+                plan: &am_plan,
+                bin: None,
+                live_receivers: false,
+                time_scale: plan.prometheus.time_scale,
+                run_dir: &dir,
+            };
+            let started = env.start_alerting(o, cancel).await;
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted(interrupt.exit_code()));
+            }
+            started?;
+        }
         let started = env
             .start_managed(
                 &plan,
@@ -72,6 +89,9 @@ pub async fn demo(
             ("target metrics", format!("{target}metrics")),
             ("prometheus", prom.to_string()),
         ];
+        if let Some(am) = env.alerting.as_ref().and_then(|a| a.url()) {
+            urls.push(("alertmanager", am.to_string()));
+        }
         grafana = Grafana::start(&opts.dashboards, &prom, &dir)?;
         if let Some(g) = &grafana {
             urls.push(("grafana", g.url.clone()));

@@ -81,6 +81,23 @@ async fn slow_demo_is_scraped_and_sigint_leaves_nothing_behind() {
         panic!("prometheus never saw the target up with traffic: {last}");
     }
 
+    // Alertmanager is installed (ci/setup.sh): the demo starts it and
+    // Prometheus sends alerts to it.
+    let ams: serde_json::Value = http
+        .get(prom.join("api/v1/alertmanagers").expect("url"))
+        .send()
+        .await
+        .expect("alertmanagers")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        ams["data"]["activeAlertmanagers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{ams}"
+    );
+
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("send SIGINT");
     let stopped = Instant::now();
     let status = loop {

@@ -158,6 +158,11 @@ impl AlertStack {
         }
     }
 
+    /// The managed Alertmanager's web UI / API.
+    pub fn url(&self) -> Option<&reqwest::Url> {
+        self.alertmanager.as_ref().map(|a| a.url())
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.alertmanager.as_ref().map(ManagedAlertmanager::pid)
     }
