@@ -14,7 +14,7 @@ use crate::progress::{self, ProgressMode};
 use crate::run::{Env, apply_overrides, rules};
 use crate::signals::Interrupt;
 use crate::timeutil::human;
-use crate::verify::alert::{RuleTiming, fire_bound, resolve_bound};
+use crate::verify::alert::{RuleTiming, applied_bounds};
 use crate::{exit, scenario};
 
 pub struct LoadOptions {
@@ -103,7 +103,6 @@ pub fn check(path: &Path) -> Result<(), Error> {
         1.0
     };
     let timings = rules::timings(&files);
-    let pp = &plan.prometheus;
     for e in &plan.expects {
         let ExpectKind::Alert(a) = &e.kind else {
             continue;
@@ -117,23 +116,15 @@ pub fn check(path: &Path) -> Result<(), Error> {
             keep_firing_for: t.keep_firing_for.div_f64(scale),
             ..*t
         };
-        let injected = a
-            .fires_during
-            .as_ref()
-            .and_then(|n| plan.phases.iter().find(|p| &p.name == n))
-            .and_then(|p| p.faults.error.map(|f| f.ratio));
+        let bounds = applied_bounds(a, &t, plan);
         let mut parts = Vec::new();
         if let Some(p) = &a.fires_during {
-            let b = a.fire_within.unwrap_or_else(|| {
-                fire_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval)
-            });
+            let b = bounds.fire_within.unwrap_or_default();
             parts.push(format!("must fire within {} of \"{p}\" starting", human(b)));
             warn_if_longer(plan, p, b, "fire");
         }
         if let Some(p) = &a.resolves_during {
-            let b = a.resolve_within.unwrap_or_else(|| {
-                resolve_bound(&t, injected, pp.scrape_interval, pp.evaluation_interval)
-            });
+            let b = bounds.resolve_within.unwrap_or_default();
             parts.push(format!(
                 "must resolve within {} of \"{p}\" starting",
                 human(b)

@@ -13,6 +13,10 @@ pub struct AlertShape {
     pub threshold: Option<f64>,
     /// The largest range window (range selector or subquery) in the expression.
     pub window: Option<Duration>,
+    /// `q` when the compared side is `histogram_quantile(q, …)`: a latency
+    /// alert, which crosses its threshold once more than `1 − q` of the
+    /// window's requests are slower than it.
+    pub quantile: Option<f64>,
 }
 
 /// Never fails: a shape it cannot read is reported as unknown (`None`s), and
@@ -22,11 +26,41 @@ pub fn alert_shape(expr: &str) -> AlertShape {
         return AlertShape {
             threshold: None,
             window: None,
+            quantile: None,
         };
     };
     AlertShape {
         threshold: threshold(&ast),
         window: super::timescale::expr_max_range(expr),
+        quantile: compared(&ast).and_then(quantile),
+    }
+}
+
+/// The non-scalar side of a top-level comparison.
+fn compared(expr: &Expr) -> Option<&Expr> {
+    match expr {
+        Expr::Paren(p) => compared(&p.expr),
+        Expr::Binary(b) => {
+            let op = b.op.id();
+            if op == T_GTR || op == T_GTE {
+                Some(&b.lhs)
+            } else if op == T_LSS || op == T_LTE {
+                Some(&b.rhs)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn quantile(expr: &Expr) -> Option<f64> {
+    match expr {
+        Expr::Paren(p) => quantile(&p.expr),
+        Expr::Call(c) if c.func.name == "histogram_quantile" => {
+            c.args.args.first().and_then(|a| number(a))
+        }
+        _ => None,
     }
 }
 
@@ -76,6 +110,18 @@ mod tests {
         assert_eq!(
             shape("histogram_quantile(0.90, sum(rate(b[5m])) by (le)) > 0.25"),
             (Some(0.25), Some(300_000))
+        );
+        assert_eq!(
+            alert_shape("histogram_quantile(0.90, sum(rate(b[5m])) by (le)) > 0.25").quantile,
+            Some(0.9)
+        );
+        assert_eq!(
+            alert_shape("(histogram_quantile(0.99, sum by (le) (rate(b[1m])))) >= 1").quantile,
+            Some(0.99)
+        );
+        assert_eq!(
+            alert_shape("sum(rate(x[5m])) / sum(rate(y[5m])) > 0.05").quantile,
+            None
         );
     }
 

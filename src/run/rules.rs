@@ -150,6 +150,7 @@ fn timing(expr: &str, for_: Duration, keep_firing_for: Duration) -> RuleTiming {
     RuleTiming {
         window: s.window,
         threshold: s.threshold,
+        quantile: s.quantile,
         for_,
         keep_firing_for,
     }

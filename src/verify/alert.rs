@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::outcome::{AlertSpan, AlertState, Verdict};
-use crate::plan::AlertExpectation;
+use crate::plan::{AlertExpectation, DelayDist, FaultSpec, Plan};
 
 /// One phase's wall-clock window, and whether the target was scraped in it
 /// (without scrapes, "the alert did not fire" proves nothing).
@@ -76,6 +76,8 @@ pub struct RuleTiming {
     pub window: Option<Duration>,
     /// Scalar on the right of a top-level `>` / `>=`.
     pub threshold: Option<f64>,
+    /// `q` of a `histogram_quantile(q, …)` compared with the threshold.
+    pub quantile: Option<f64>,
     pub for_: Duration,
     pub keep_firing_for: Duration,
 }
@@ -87,38 +89,77 @@ fn pipeline_lag(scrape: Duration, eval: Duration) -> Duration {
     2 * scrape + 2 * eval + Duration::from_secs(2)
 }
 
-/// How long after the start of a phase injecting error ratio `injected` the
-/// alert should be firing: the window must fill to `threshold / injected`
-/// (all of it when unknown), then `for` must elapse.
+/// The share of the alert's window that must hold faulted traffic before
+/// its expression crosses the threshold, given the faults of the firing
+/// phase: `θ / e` for an error-ratio alert (`e` the injected error ratio),
+/// `(1 − q) / r` for a `histogram_quantile(q, …) > θ` alert when a share `r`
+/// of requests is delayed past `θ`. None when the faults cannot be related to
+/// the rule (then the whole window is assumed).
+pub fn fill_fraction(rule: &RuleTiming, faults: &FaultSpec) -> Option<f64> {
+    let th = rule.threshold.filter(|t| *t > 0.0)?;
+    let f = match rule.quantile {
+        Some(q) => {
+            let lat = faults.latency?;
+            let shortest = match lat.delay {
+                DelayDist::Fixed(d) => d,
+                DelayDist::Uniform { min, .. } => min,
+                DelayDist::Exponential { .. } => Duration::ZERO,
+            };
+            (shortest.as_secs_f64() > th).then(|| (1.0 - q) / lat.ratio)?
+        }
+        None => faults.error.map(|e| th / e.ratio)?,
+    };
+    (f > 0.0 && f < 1.0).then_some(f)
+}
+
+/// How long after the firing phase starts the alert should be firing: the
+/// window must fill to the threshold (all of it when unknown), then `for`
+/// must elapse.
 pub fn fire_bound(
     rule: &RuleTiming,
-    injected: Option<f64>,
+    fill: Option<f64>,
     scrape: Duration,
     eval: Duration,
 ) -> Duration {
-    let fill = match (rule.window, rule.threshold, injected) {
-        (Some(w), Some(th), Some(e)) if e > th && th > 0.0 => w.mul_f64(th / e),
-        (Some(w), _, _) => w,
-        (None, _, _) => Duration::ZERO,
-    };
-    fill + rule.for_ + pipeline_lag(scrape, eval)
+    let w = rule.window.unwrap_or_default();
+    w.mul_f64(fill.unwrap_or(1.0)) + rule.for_ + pipeline_lag(scrape, eval)
 }
 
 /// How long after the faults stop the alert should be resolved: the window
-/// must drain until the ratio drops under the threshold (all of it when
-/// unknown), then `keep_firing_for` must elapse.
+/// must drain until the expression is back under the threshold (all of it
+/// when unknown), then `keep_firing_for` must elapse.
 pub fn resolve_bound(
     rule: &RuleTiming,
-    injected: Option<f64>,
+    fill: Option<f64>,
     scrape: Duration,
     eval: Duration,
 ) -> Duration {
-    let drain = match (rule.window, rule.threshold, injected) {
-        (Some(w), Some(th), Some(e)) if e > th && th > 0.0 => w.mul_f64(1.0 - th / e),
-        (Some(w), _, _) => w,
-        (None, _, _) => Duration::ZERO,
-    };
-    drain + rule.keep_firing_for + pipeline_lag(scrape, eval)
+    let w = rule.window.unwrap_or_default();
+    w.mul_f64(fill.map_or(1.0, |f| 1.0 - f)) + rule.keep_firing_for + pipeline_lag(scrape, eval)
+}
+
+/// The bounds an alert expectation is judged with: the scenario's own, else
+/// derived from the rule and the faults of its `fires_during` phase (the
+/// resolve bound drains the window filled at that phase's level).
+pub fn applied_bounds(a: &AlertExpectation, rule: &RuleTiming, plan: &Plan) -> AppliedBounds {
+    let pp = &plan.prometheus;
+    let fill = a
+        .fires_during
+        .as_ref()
+        .and_then(|n| plan.phases.iter().find(|p| &p.name == n))
+        .and_then(|p| fill_fraction(rule, &p.faults));
+    AppliedBounds {
+        fire_within: a.fires_during.as_ref().map(|_| {
+            a.fire_within.unwrap_or_else(|| {
+                fire_bound(rule, fill, pp.scrape_interval, pp.evaluation_interval)
+            })
+        }),
+        resolve_within: a.resolves_during.as_ref().map(|_| {
+            a.resolve_within.unwrap_or_else(|| {
+                resolve_bound(rule, fill, pp.scrape_interval, pp.evaluation_interval)
+            })
+        }),
+    }
 }
 
 /// The judged lifecycle: verdict, what was seen, why it failed.
@@ -469,29 +510,76 @@ mod tests {
         let rule = RuleTiming {
             window: Some(Duration::from_secs(15)),
             threshold: Some(0.05),
+            quantile: None,
             for_: Duration::from_secs(15),
             keep_firing_for: Duration::ZERO,
         };
         let one = Duration::from_secs(1);
+        let errors = FaultSpec {
+            error: Some(crate::plan::ErrorFault {
+                ratio: 0.2,
+                status: 503,
+            }),
+            latency: None,
+        };
+        let fill = fill_fraction(&rule, &errors);
+        assert_eq!(fill, Some(0.25));
         // 15 s × 0.05 / 0.2 = 3.75 s to fill, + 15 s for, + 6 s pipeline.
         assert_eq!(
-            fire_bound(&rule, Some(0.2), one, one),
+            fire_bound(&rule, fill, one, one),
             Duration::from_millis(24_750)
         );
         // 15 s × (1 − 0.25) = 11.25 s to drain, + 6 s pipeline.
         assert_eq!(
-            resolve_bound(&rule, Some(0.2), one, one),
+            resolve_bound(&rule, fill, one, one),
             Duration::from_millis(17_250)
         );
-        // Unknown injected ratio: assume the whole window.
+        // Faults unrelated to the rule: assume the whole window.
+        assert_eq!(fill_fraction(&rule, &FaultSpec::default()), None);
         assert_eq!(fire_bound(&rule, None, one, one), Duration::from_secs(36));
         let sticky = RuleTiming {
             keep_firing_for: Duration::from_secs(60),
             ..rule
         };
         assert_eq!(
-            resolve_bound(&sticky, Some(0.2), one, one),
+            resolve_bound(&sticky, fill, one, one),
             Duration::from_millis(77_250)
         );
+        // An injected ratio under the threshold never fills the window.
+        let low = FaultSpec {
+            error: Some(crate::plan::ErrorFault {
+                ratio: 0.04,
+                status: 503,
+            }),
+            latency: None,
+        };
+        assert_eq!(fill_fraction(&rule, &low), None);
+    }
+
+    #[test]
+    fn latency_alerts_fill_with_the_delayed_share() {
+        let p90 = RuleTiming {
+            window: Some(Duration::from_secs(15)),
+            threshold: Some(0.25),
+            quantile: Some(0.9),
+            for_: Duration::from_secs(15),
+            keep_firing_for: Duration::ZERO,
+        };
+        let slow = |ratio, ms| FaultSpec {
+            error: None,
+            latency: Some(crate::plan::LatencyFault {
+                ratio,
+                delay: DelayDist::Fixed(Duration::from_millis(ms)),
+            }),
+        };
+        // Half the requests at 300 ms: P90 crosses 250 ms once 10 % / 50 % = 20 % of the window is slow.
+        let fill = fill_fraction(&p90, &slow(0.5, 300));
+        assert!((fill.unwrap_or_default() - 0.2).abs() < 1e-9, "{fill:?}");
+        let one = Duration::from_secs(1);
+        assert_eq!(fire_bound(&p90, fill, one, one), Duration::from_secs(24));
+        assert_eq!(resolve_bound(&p90, fill, one, one), Duration::from_secs(18));
+        // A delay under the threshold, or too few slow requests, cannot fire it.
+        assert_eq!(fill_fraction(&p90, &slow(0.5, 200)), None);
+        assert_eq!(fill_fraction(&p90, &slow(0.05, 300)), None);
     }
 }

@@ -15,7 +15,7 @@ use crate::plan::{Aggregate, AlertExpectation, Bound, ExpectKind, Expectation, P
 use crate::prom::{PromClient, PromError};
 use crate::record::{PhaseRecord, RunRecord};
 use crate::timeutil::{human, unix_ms};
-use alert::{AppliedBounds, PhaseWindow, RuleTiming};
+use alert::{PhaseWindow, RuleTiming};
 use outcome::{AlertTimeline, ExpectationResult, Outcome, PhaseAgreement, QueryEvidence, Verdict};
 
 /// What verification needs besides a Prometheus to ask.
@@ -439,37 +439,8 @@ impl Verifier<'_> {
         t: &AlertTimeline,
         windows: &[PhaseWindow],
     ) -> ExpectationResult {
-        let pp = &self.inp.plan.prometheus;
         let rule = self.inp.rules.get(&a.alert).copied().unwrap_or_default();
-        let injected = |phase: &Option<String>| {
-            phase
-                .as_ref()
-                .and_then(|n| self.inp.plan.phases.iter().find(|p| &p.name == n))
-                .and_then(|p| p.faults.error.map(|f| f.ratio))
-        };
-        // The resolve bound drains the window filled at the firing phase's ratio.
-        let bounds = AppliedBounds {
-            fire_within: a.fires_during.as_ref().map(|_| {
-                a.fire_within.unwrap_or_else(|| {
-                    alert::fire_bound(
-                        &rule,
-                        injected(&a.fires_during),
-                        pp.scrape_interval,
-                        pp.evaluation_interval,
-                    )
-                })
-            }),
-            resolve_within: a.resolves_during.as_ref().map(|_| {
-                a.resolve_within.unwrap_or_else(|| {
-                    alert::resolve_bound(
-                        &rule,
-                        injected(&a.fires_during),
-                        pp.scrape_interval,
-                        pp.evaluation_interval,
-                    )
-                })
-            }),
-        };
+        let bounds = alert::applied_bounds(a, &rule, self.inp.plan);
         let mut words = Vec::new();
         if !a.silent_during.is_empty() {
             words.push(format!("silent during {}", a.silent_during.join(", ")));
