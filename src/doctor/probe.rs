@@ -239,7 +239,7 @@ async fn panel(client: &PromClient, q: &PanelQuery, vars: &Variables) -> Check {
             return Check::fail(
                 "panel",
                 format!("{label}: {e}"),
-                "doctor knows $__rate_interval, $__interval, $__range (= --rate-interval) and $job (= --job); see "slocheck doctor" in README.md",
+                "doctor knows $__rate_interval, $__interval, $__range (= --rate-interval) and $job (= --job); see \"slocheck doctor\" in README.md",
             );
         }
     };
