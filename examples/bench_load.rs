@@ -5,7 +5,7 @@
 //! usage: bench_load URL closed CONNS SECS | bench_load URL open RATE SECS
 
 use std::error::Error;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,51 +34,15 @@ fn peak_rss_kb() -> Result<u64, Box<dyn Error>> {
 }
 
 fn plan(mode: LoadMode, rate: f64, secs: u64, path: &str) -> Plan {
-    Plan {
-        name: "bench".into(),
-        source: "bench".into(),
-        seed: 1,
-        target: TargetPlan::BuiltIn,
-        request: RequestTemplate {
-            method: http::Method::GET,
-            path: path.into(),
-            headers: vec![],
-            bodies: vec![],
-            timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(1),
-        },
-        prometheus: PrometheusPlan {
-            url: None,
-            scrape_interval: Duration::from_secs(1),
-            evaluation_interval: Duration::from_secs(1),
-            rule_files: vec![],
-            time_scale: 1.0,
-            job: "bench".into(),
-            settle: Duration::ZERO,
-        },
-        load: LoadPlan {
-            mode,
-            max_in_flight: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
-        },
-        phases: vec![PhasePlan {
-            name: "bench".into(),
-            duration: Duration::from_secs(secs),
-            rate: Rate::Constant(rate),
-            concurrency: None,
-            // The fault plan is on, as in a real run: 1 % of requests carry
-            // `x-slocheck-fault: status=503` (nginx ignores the header).
-            faults: FaultSpec {
-                error: Some(ErrorFault {
-                    ratio: 0.01,
-                    status: 503,
-                }),
-                latency: None,
-            },
-        }],
-        expects: vec![],
-        allow_inconclusive: false,
-        alertmanager: None,
-    }
+    let mut plan = Plan::single_phase("bench", mode, rate, Duration::from_secs(secs));
+    plan.request.path = path.into();
+    // The fault plan is on, as in a real run: 1 % of requests carry
+    // `x-slocheck-fault: status=503` (nginx ignores the header).
+    plan.phases[0].faults.error = Some(ErrorFault {
+        ratio: 0.01,
+        status: 503,
+    });
+    plan
 }
 
 #[tokio::main(flavor = "current_thread")]

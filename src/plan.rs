@@ -32,6 +32,54 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan of one constant-rate phase (named like the plan) against the
+    /// built-in target, for benchmarks and tests, which tweak fields as they
+    /// need. Defaults: seed 1; `GET /` with no headers or body, 5 s request
+    /// and 1 s connect timeouts; a managed Prometheus with 1 s scrape and
+    /// evaluation intervals, no rule files, time scale 1, job = `name`, no
+    /// settle; at most 10 000 requests in flight; no faults, no expectations,
+    /// no Alertmanager.
+    pub fn single_phase(name: &str, mode: LoadMode, rate: f64, duration: Duration) -> Plan {
+        const MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+        Plan {
+            name: name.into(),
+            source: name.into(),
+            seed: 1,
+            target: TargetPlan::BuiltIn,
+            request: RequestTemplate {
+                method: http::Method::GET,
+                path: "/".into(),
+                headers: vec![],
+                bodies: vec![],
+                timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(1),
+            },
+            prometheus: PrometheusPlan {
+                url: None,
+                scrape_interval: Duration::from_secs(1),
+                evaluation_interval: Duration::from_secs(1),
+                rule_files: vec![],
+                time_scale: 1.0,
+                job: name.into(),
+                settle: Duration::ZERO,
+            },
+            load: LoadPlan {
+                mode,
+                max_in_flight: MAX_IN_FLIGHT,
+            },
+            phases: vec![PhasePlan {
+                name: name.into(),
+                duration,
+                rate: Rate::Constant(rate),
+                concurrency: None,
+                faults: FaultSpec::default(),
+            }],
+            expects: vec![],
+            allow_inconclusive: false,
+            alertmanager: None,
+        }
+    }
+
     /// Sum of all phase durations: the length of one pass of the load.
     pub fn total_duration(&self) -> Duration {
         self.phases.iter().map(|p| p.duration).sum()

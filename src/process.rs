@@ -1,9 +1,12 @@
 //! Child processes slocheck manages (Prometheus, Alertmanager): spawned in
 //! their own process group with PR_SET_PDEATHSIG, stopped with SIGTERM →
-//! grace → SIGKILL, and always reaped (Drop kills as a last resort).
+//! grace → SIGKILL, and always reaped (Drop kills as a last resort); started
+//! on a free loopback port and waited on until their HTTP readiness endpoint
+//! answers.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::future::Future;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
 
 /// A running child process. Dropping it without `stop` kills and reaps it.
 pub struct ManagedChild {
@@ -157,9 +161,94 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The log file opened for appending, twice: the child's stdout and stderr.
+pub fn log_file(path: &Path) -> io::Result<(File, File)> {
+    let out = File::options().create(true).append(true).open(path)?;
+    let err = out.try_clone()?;
+    Ok((out, err))
+}
+
+/// Starts a server child on a free loopback port: `start(port)` spawns it and
+/// waits until it is ready (dropping, i.e. killing, it on failure). Another
+/// process can take the port between our probe and the child's bind, so when
+/// the part of `log_path` written by this attempt says "address already in
+/// use", it retries on a new port, `attempts` times in all.
+pub async fn start_on_free_port<T, E, Fut>(
+    attempts: u32,
+    log_path: &Path,
+    port_error: impl FnOnce(io::Error) -> E,
+    mut start: impl FnMut(u16) -> Fut,
+) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = match free_loopback_port() {
+            Ok(port) => port,
+            Err(e) => return Err(port_error(e)),
+        };
+        let log_start = std::fs::metadata(log_path).map(|m| m.len()).unwrap_or(0);
+        match start(port).await {
+            Ok(started) => return Ok(started),
+            Err(e) => {
+                let raced = read_tail(log_path, log_start, 2000).contains("address already in use");
+                if !(raced && attempt < attempts) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Why `wait_http_ready` gave up; each launcher maps it to its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError<E: std::error::Error + 'static> {
+    #[error("cannot build the HTTP client for the readiness check: {0}")]
+    Client(#[source] reqwest::Error),
+    /// `is_alive` failed: the child exited before it was ready.
+    #[error(transparent)]
+    Exited(E),
+    #[error("interrupted while waiting for readiness")]
+    Cancelled,
+    #[error("not ready after {}s", .0.as_secs())]
+    TimedOut(Duration),
+}
+
+/// Polls `url` every 100 ms until it answers 2xx, `is_alive` fails, `cancel`
+/// fires or `timeout` passes.
+pub async fn wait_http_ready<E: std::error::Error + 'static>(
+    url: &str,
+    timeout: Duration,
+    mut is_alive: impl FnMut() -> Result<(), E>,
+    cancel: &CancellationToken,
+) -> Result<(), ReadyError<E>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .no_proxy()
+        .build()
+        .map_err(ReadyError::Client)?;
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        is_alive().map_err(ReadyError::Exited)?;
+        if let Ok(resp) = http.get(url).send().await
+            && resp.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(ReadyError::Cancelled),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    Err(ReadyError::TimedOut(timeout))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[tokio::test]
     async fn stop_terminates_and_reaps_a_child() {
@@ -177,5 +266,72 @@ mod tests {
         let port = free_loopback_port().expect("port");
         assert_ne!(port, 0);
         TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("still free");
+    }
+
+    #[tokio::test]
+    async fn start_retries_only_on_a_port_race_and_at_most_attempts_times() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("child.log");
+        let mut tries = 0;
+        let raced: Result<(), String> = start_on_free_port(
+            3,
+            &log,
+            |e| e.to_string(),
+            |_port| {
+                tries += 1;
+                let log = log.clone();
+                async move {
+                    let (mut out, _) = log_file(&log).expect("open log");
+                    writeln!(out, "bind: address already in use").expect("write log");
+                    Err("not ready".to_string())
+                }
+            },
+        )
+        .await;
+        assert_eq!(raced, Err("not ready".to_string()));
+        assert_eq!(tries, 3);
+
+        let mut tries = 0;
+        let other: Result<(), String> = start_on_free_port(
+            3,
+            &log,
+            |e| e.to_string(),
+            |_port| {
+                tries += 1;
+                async { Err("crashed".to_string()) }
+            },
+        )
+        .await;
+        assert_eq!(other, Err("crashed".to_string()));
+        assert_eq!(tries, 1, "an old race in the log must not cause a retry");
+    }
+
+    #[tokio::test]
+    async fn wait_ready_stops_on_a_dead_child_and_on_cancel() {
+        let url = format!(
+            "http://127.0.0.1:{}/-/ready",
+            free_loopback_port().expect("port")
+        );
+        let cancel = CancellationToken::new();
+        let dead = wait_http_ready(
+            &url,
+            Duration::from_secs(5),
+            || Err(io::Error::other("gone")),
+            &cancel,
+        )
+        .await;
+        assert!(matches!(dead, Err(ReadyError::Exited(_))), "{dead:?}");
+        cancel.cancel();
+        let cancelled = wait_http_ready(
+            &url,
+            Duration::from_secs(5),
+            || Ok::<(), io::Error>(()),
+            &cancel,
+        )
+        .await;
+        assert!(
+            matches!(cancelled, Err(ReadyError::Cancelled)),
+            "{cancelled:?}"
+        );
     }
 }

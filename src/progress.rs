@@ -158,44 +158,10 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        use crate::plan::*;
-        Plan {
-            name: "p".into(),
-            source: "p.toml".into(),
-            seed: 1,
-            target: TargetPlan::BuiltIn,
-            request: RequestTemplate {
-                method: http::Method::GET,
-                path: "/".into(),
-                headers: vec![],
-                bodies: vec![],
-                timeout: Duration::from_secs(1),
-                connect_timeout: Duration::from_secs(1),
-            },
-            prometheus: PrometheusPlan {
-                url: None,
-                scrape_interval: Duration::from_secs(1),
-                evaluation_interval: Duration::from_secs(1),
-                rule_files: vec![],
-                time_scale: 1.0,
-                job: "j".into(),
-                settle: Duration::ZERO,
-            },
-            load: LoadPlan {
-                mode: LoadMode::Open,
-                max_in_flight: std::num::NonZeroUsize::MIN,
-            },
-            phases: vec![PhasePlan {
-                name: "only".into(),
-                duration: Duration::from_secs(10),
-                rate: Rate::Constant(1.0),
-                concurrency: None,
-                faults: FaultSpec::default(),
-            }],
-            expects: vec![],
-            allow_inconclusive: false,
-            alertmanager: None,
-        }
+        let open = crate::plan::LoadMode::Open;
+        let mut plan = Plan::single_phase("p", open, 1.0, Duration::from_secs(10));
+        plan.phases[0].name = "only".into();
+        plan
     }
 
     #[tokio::test]

@@ -35,17 +35,22 @@ async fn doctor_cli(args: Vec<String>) -> std::process::Output {
     .expect("join")
 }
 
-#[tokio::test]
-async fn empty_metrics_is_diagnosed() {
-    let target = static_metrics("").await;
+/// Doctor against `target` with nothing listening where Prometheus should be.
+async fn doctor_without_prometheus(target: &reqwest::Url) -> std::process::Output {
     let dead = format!("http://127.0.0.1:{}/", closed_port());
-    let o = doctor_cli(vec![
+    doctor_cli(vec![
         "--prometheus-url".into(),
         dead,
         "--target-url".into(),
         target.to_string(),
     ])
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn empty_metrics_is_diagnosed() {
+    let target = static_metrics("").await;
+    let o = doctor_without_prometheus(&target).await;
     // The target answered, so this is a failed check (1), not "nothing reachable" (3).
     assert_eq!(o.status.code(), Some(1), "{}", dump(&o));
     let out = stdout(&o);
@@ -66,14 +71,7 @@ async fn missing_family_and_label_are_named() {
         "# TYPE http_requests counter\nhttp_requests_total{path=\"/predict\",method=\"POST\"} 4\n",
     )
     .await;
-    let dead = format!("http://127.0.0.1:{}/", closed_port());
-    let o = doctor_cli(vec![
-        "--prometheus-url".into(),
-        dead,
-        "--target-url".into(),
-        target.to_string(),
-    ])
-    .await;
+    let o = doctor_without_prometheus(&target).await;
     assert_eq!(o.status.code(), Some(1), "{}", dump(&o));
     let out = stdout(&o);
     assert!(

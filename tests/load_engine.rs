@@ -86,43 +86,21 @@ fn phase(name: &str, secs: f64, rate: f64, faults: FaultSpec) -> PhasePlan {
 }
 
 fn plan(mode: LoadMode, max_in_flight: usize, phases: Vec<PhasePlan>) -> Plan {
-    Plan {
-        name: "test".into(),
-        source: "test.toml".into(),
-        seed: 42,
-        target: TargetPlan::BuiltIn,
-        request: RequestTemplate {
-            method: http::Method::POST,
-            path: "/predict".into(),
-            headers: vec![(
-                http::HeaderName::from_static("content-type"),
-                http::HeaderValue::from_static("application/json"),
-            )],
-            bodies: vec![
-                bytes::Bytes::from_static(b"{\"a\":1}"),
-                bytes::Bytes::from_static(b"{\"a\":2}"),
-            ],
-            timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(1),
-        },
-        prometheus: PrometheusPlan {
-            url: None,
-            scrape_interval: Duration::from_secs(1),
-            evaluation_interval: Duration::from_secs(1),
-            rule_files: vec![],
-            time_scale: 1.0,
-            job: "slocheck".into(),
-            settle: Duration::from_secs(1),
-        },
-        load: LoadPlan {
-            mode,
-            max_in_flight: NonZeroUsize::new(max_in_flight).unwrap(),
-        },
-        phases,
-        expects: vec![],
-        allow_inconclusive: false,
-        alertmanager: None,
-    }
+    let mut plan = Plan::single_phase("test", mode, 0.0, Duration::ZERO);
+    plan.seed = 42;
+    plan.request.method = http::Method::POST;
+    plan.request.path = "/predict".into();
+    plan.request.headers = vec![(
+        http::HeaderName::from_static("content-type"),
+        http::HeaderValue::from_static("application/json"),
+    )];
+    plan.request.bodies = vec![
+        bytes::Bytes::from_static(b"{\"a\":1}"),
+        bytes::Bytes::from_static(b"{\"a\":2}"),
+    ];
+    plan.load.max_in_flight = NonZeroUsize::new(max_in_flight).unwrap();
+    plan.phases = phases;
+    plan
 }
 
 fn closed(c: u32) -> LoadMode {

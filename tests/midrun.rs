@@ -5,10 +5,24 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, read_json, repo};
+use common::{Running, Sandbox, read_json, repo};
 use nix::sys::signal::Signal;
+
+/// `slocheck run SCENARIO --quiet --json <sandbox>/report.json`, running.
+fn spawn_run(sb: &Sandbox, scenario: &Path) -> (Running, PathBuf) {
+    let json = sb.path().join("report.json");
+    let run = sb.spawn(&[
+        "run",
+        scenario.to_str().expect("utf-8"),
+        "--quiet",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    (run, json)
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -79,14 +93,7 @@ silent_during = ["after"]
             rules = repo().join("rules/alerts.yml").display(),
         ),
     );
-    let json = sb.path().join("report.json");
-    let mut run = sb.spawn(&[
-        "run",
-        scenario.to_str().expect("utf-8"),
-        "--quiet",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]);
+    let (mut run, json) = spawn_run(&sb, &scenario);
     run.wait_for("load started", Duration::from_secs(60));
     let load_start = Instant::now();
     std::thread::sleep(Duration::from_millis(5_000));
@@ -117,14 +124,7 @@ silent_during = ["after"]
 fn slow_prometheus_dying_mid_run_exits_3_and_still_reports() {
     let sb = Sandbox::new();
     let scenario = sb.scenario_copy("baseline.toml", None, &[]);
-    let json = sb.path().join("report.json");
-    let mut run = sb.spawn(&[
-        "run",
-        scenario.to_str().expect("utf-8"),
-        "--quiet",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]);
+    let (mut run, json) = spawn_run(&sb, &scenario);
     let ready = run.wait_for("slocheck: prometheus ", Duration::from_secs(60));
     let pid: i32 = ready
         .split_whitespace()

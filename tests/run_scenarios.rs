@@ -21,6 +21,16 @@ fn run_scenario(sb: &Sandbox, scenario: &str) -> (std::process::Output, Value) {
     (o, report)
 }
 
+/// The report's Prometheus-vs-client agreement row for `phase`.
+fn agreement<'a>(r: &'a Value, phase: &str) -> &'a Value {
+    r["agreement"]
+        .as_array()
+        .expect("agreement")
+        .iter()
+        .find(|a| a["phase"] == phase)
+        .unwrap_or_else(|| panic!("no agreement row for phase {phase}: {}", r["agreement"]))
+}
+
 fn verdicts(r: &Value) -> Vec<(String, String)> {
     r["expectations"]
         .as_array()
@@ -63,12 +73,7 @@ fn slow_error_spike_passes_with_evidence() {
     );
 
     // Prometheus and the client agree on the injected error ratio.
-    let spike = r["agreement"]
-        .as_array()
-        .expect("agreement")
-        .iter()
-        .find(|a| a["phase"] == "spike")
-        .expect("spike");
+    let spike = agreement(&r, "spike");
     let prom = spike["prometheus_error_ratio"]
         .as_f64()
         .expect("prom ratio");
@@ -120,12 +125,7 @@ fn slow_latency_spike_shows_in_p90_and_latency_alert() {
     let sb = Sandbox::new();
     let (o, r) = run_scenario(&sb, "scenarios/latency-spike.toml");
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
-    let spike = r["agreement"]
-        .as_array()
-        .expect("agreement")
-        .iter()
-        .find(|a| a["phase"] == "spike")
-        .expect("spike");
+    let spike = agreement(&r, "spike");
     assert!(
         spike["prometheus_p90_seconds"].as_f64().expect("p90") > 0.25,
         "{spike}"

@@ -43,8 +43,18 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap()
 }
 
+/// The status and the predicted class of one request.
+async fn classify(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let (status, body) = send(app, req).await;
+    (status, json(&body)["class"].clone())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
 async fn metrics_text(app: &Router) -> String {
-    let (status, body) = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let (status, body) = send(app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     body
 }
@@ -109,15 +119,12 @@ async fn batch_and_get_predict() {
     assert_eq!(v["predictions"][0]["class"], "setosa");
     assert_eq!(v["predictions"][1]["class"], "virginica");
 
-    let (status, body) = send(&app, Request::get("/predict").body(Body::empty()).unwrap()).await;
     assert_eq!(
-        (status, json(&body)["class"].clone()),
+        classify(&app, get("/predict")).await,
         (StatusCode::OK, json!("setosa"))
     );
-    let uri = "/predict?features=6.3,3.3,6.0,2.5";
-    let (status, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
     assert_eq!(
-        (status, json(&body)["class"].clone()),
+        classify(&app, get("/predict?features=6.3,3.3,6.0,2.5")).await,
         (StatusCode::OK, json!("virginica"))
     );
 }
@@ -153,18 +160,14 @@ async fn malformed_input_is_422_with_a_json_error() {
         "/predict?features=1,2,nan,4",
         "/predict?features=1,2,inf,4",
     ] {
-        let (status, _) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+        let (status, _) = send(&app, get(uri)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
     }
 }
 
 #[tokio::test]
 async fn healthz_is_ok() {
-    let (status, body) = send(
-        &router(),
-        Request::get("/healthz").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, body) = send(&router(), get("/healthz")).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
 }
 
@@ -198,12 +201,9 @@ async fn fault_header_delay_then_status() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 
     let start = Instant::now();
-    let (status, body) = send(&app, post_with_fault("delay=120ms")).await;
+    let got = classify(&app, post_with_fault("delay=120ms")).await;
     assert!(start.elapsed() >= Duration::from_millis(120));
-    assert_eq!(
-        (status, json(&body)["class"].clone()),
-        (StatusCode::OK, json!("setosa"))
-    );
+    assert_eq!(got, (StatusCode::OK, json!("setosa")));
 }
 
 #[tokio::test]
@@ -238,11 +238,7 @@ async fn fault_header_is_ignored_when_faults_are_disabled() {
     });
     let (status, _) = send(&app, post_with_fault("status=503")).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(
-        &app,
-        Request::get("/admin/faults").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, _) = send(&app, get("/admin/faults")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -284,17 +280,9 @@ async fn injected_faults_are_counted_like_real_ones() {
 #[tokio::test]
 async fn metrics_exposition_names_labels_and_content_type() {
     let app = router();
-    send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
-    send(
-        &app,
-        Request::get("/no/such/route").body(Body::empty()).unwrap(),
-    )
-    .await;
-    let resp = app
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    send(&app, get("/healthz")).await;
+    send(&app, get("/no/such/route")).await;
+    let resp = app.clone().oneshot(get("/metrics")).await.unwrap();
     assert_eq!(
         resp.headers()[header::CONTENT_TYPE],
         "text/plain; version=0.0.4; charset=utf-8"
@@ -339,11 +327,7 @@ async fn admin_api_round_trip_drives_predict() {
             .body(Body::from(body.to_owned()))
             .unwrap()
     };
-    let (status, body) = send(
-        &app,
-        Request::get("/admin/faults").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, body) = send(&app, get("/admin/faults")).await;
     assert_eq!(
         (status, json(&body)),
         (StatusCode::OK, json!({"error_rate": 0.0, "status": 503}))
@@ -352,11 +336,7 @@ async fn admin_api_round_trip_drives_predict() {
     let cfg = json!({"error_rate": 1.0, "status": 502, "latency": {"ratio": 1.0, "delay": {"fixed": "50ms"}}});
     let (status, body) = send(&app, put(&cfg.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, body) = send(
-        &app,
-        Request::get("/admin/faults").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (_, body) = send(&app, get("/admin/faults")).await;
     assert_eq!(json(&body), cfg);
 
     let start = Instant::now();
@@ -409,11 +389,7 @@ async fn admin_api_validation_names_the_field() {
         "{body}"
     );
     // A rejected config leaves the old one in place.
-    let (_, body) = send(
-        &app,
-        Request::get("/admin/faults").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (_, body) = send(&app, get("/admin/faults")).await;
     assert_eq!(json(&body)["error_rate"], 0.0);
 }
 
@@ -423,11 +399,7 @@ async fn admin_api_needs_the_token_when_one_is_set() {
         admin_token: Some("s3cret".into()),
         ..TargetConfig::default()
     });
-    let (status, body) = send(
-        &app,
-        Request::get("/admin/faults").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, body) = send(&app, get("/admin/faults")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(!body.contains("s3cret"));
     let wrong = Request::get("/admin/faults")
@@ -450,6 +422,6 @@ async fn without_metrics_there_is_no_metrics_route() {
     });
     let (status, _) = send(&app, post(r#"{"features":[5.1,3.5,1.4,0.2]}"#)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let (status, _) = send(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -1,16 +1,17 @@
 //! Finds, starts and stops a managed Alertmanager: one child per run on a
 //! free loopback port, no cluster listener, storage in the run directory.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use super::error::AmError;
-use crate::process::{ManagedChild, free_loopback_port, log_tail, read_tail};
+use crate::process::{
+    ManagedChild, ReadyError, log_file, log_tail, start_on_free_port, wait_http_ready,
+};
 
 pub const ENV_BIN: &str = "SLOCHECK_ALERTMANAGER_BIN";
 /// Upstream's name first, then Debian's.
@@ -75,25 +76,14 @@ impl ManagedAlertmanager {
         let config = run_dir.join("alertmanager.yml");
         std::fs::write(&config, config_yaml).map_err(io("write", &config))?;
         let log_path = run_dir.join("alertmanager.log");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port =
-                free_loopback_port().map_err(io("find a free port on", Path::new("127.0.0.1")))?;
-            let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-            let mut am = Self::spawn(bin, &config, &storage, &log_path, port)?;
-            match am.wait_ready(cancel).await {
-                Ok(()) => return Ok(am),
-                Err(e) => {
-                    let raced =
-                        read_tail(&log_path, log_start, 2000).contains("address already in use");
-                    drop(am);
-                    if !(raced && attempt < PORT_ATTEMPTS) {
-                        return Err(e);
-                    }
-                }
-            }
-        }
+        let port_error = io("find a free port on", Path::new("127.0.0.1"));
+        let (config, storage, log) = (&config, &storage, &log_path);
+        start_on_free_port(PORT_ATTEMPTS, log, port_error, |port| async move {
+            let mut am = Self::spawn(bin, config, storage, log, port)?;
+            am.wait_ready(cancel).await?;
+            Ok(am)
+        })
+        .await
     }
 
     fn spawn(
@@ -103,17 +93,11 @@ impl ManagedAlertmanager {
         log_path: &Path,
         port: u16,
     ) -> Result<ManagedAlertmanager, AmError> {
-        let open = || {
-            File::options()
-                .create(true)
-                .append(true)
-                .open(log_path)
-                .map_err(|source| AmError::Io {
-                    what: "open the log file",
-                    path: log_path.to_path_buf(),
-                    source,
-                })
-        };
+        let (out, err) = log_file(log_path).map_err(|source| AmError::Io {
+            what: "open the log file",
+            path: log_path.to_path_buf(),
+            source,
+        })?;
         let url_text = format!("http://127.0.0.1:{port}/");
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", config.display()))
@@ -123,8 +107,8 @@ impl ManagedAlertmanager {
             // Empty: no gossip listener, which would bind on all interfaces.
             .arg("--cluster.listen-address=")
             .stdin(Stdio::null())
-            .stdout(open()?)
-            .stderr(open()?);
+            .stdout(out)
+            .stderr(err);
         let child = ManagedChild::spawn(cmd).map_err(|source| AmError::Spawn {
             path: bin.to_path_buf(),
             source,
@@ -139,30 +123,20 @@ impl ManagedAlertmanager {
     }
 
     async fn wait_ready(&mut self, cancel: &CancellationToken) -> Result<(), AmError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .no_proxy()
-            .build()
-            .map_err(AmError::Client)?;
         let ready = format!("{}-/ready", self.url);
-        let started = Instant::now();
-        while started.elapsed() < READY_TIMEOUT {
-            self.check_alive_when("before it was ready")?;
-            if let Ok(resp) = http.get(&ready).send().await
-                && resp.status().is_success()
-            {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(AmError::Cancelled("starting alertmanager")),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-        Err(AmError::NotReady {
-            url: self.url.to_string(),
-            waited: READY_TIMEOUT,
-            log_tail: log_tail(&self.log_path, 20),
-        })
+        let alive = || self.check_alive_when("before it was ready");
+        wait_http_ready(&ready, READY_TIMEOUT, alive, cancel)
+            .await
+            .map_err(|e| match e {
+                ReadyError::Client(e) => AmError::Client(e),
+                ReadyError::Exited(e) => e,
+                ReadyError::Cancelled => AmError::Cancelled("starting alertmanager"),
+                ReadyError::TimedOut(waited) => AmError::NotReady {
+                    url: self.url.to_string(),
+                    waited,
+                    log_tail: log_tail(&self.log_path, 20),
+                },
+            })
     }
 
     pub fn url(&self) -> &Url {

@@ -1,7 +1,6 @@
 //! Finds, configures, starts and stops a managed Prometheus: one child
 //! process per run, on a free loopback port, always reaped.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +13,7 @@ use super::client::PromClient;
 use super::config::PromConfig;
 use super::error::PromError;
 pub use crate::process::free_loopback_port;
-use crate::process::{ManagedChild, read_tail};
+use crate::process::{ManagedChild, ReadyError, log_file, start_on_free_port, wait_http_ready};
 
 /// The oldest Prometheus slocheck is tested with (Debian bookworm's package);
 /// older ones lack `keep_firing_for`.
@@ -191,27 +190,17 @@ impl ManagedPrometheus {
         })?;
         std::fs::write(&config_path, yaml).map_err(io("write", &config_path))?;
 
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port =
-                free_loopback_port().map_err(io("find a free port on", Path::new("127.0.0.1")))?;
-            let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-            let mut managed = Self::spawn(&cfg.bin, &config_path, &data_dir, &log_path, port)?;
-            match managed.wait_ready(cancel).await {
-                Ok(()) => return Ok(managed),
-                Err(e) => {
-                    let tail = read_tail(&log_path, log_start, 400);
-                    // Another process took the port between our probe and
-                    // Prometheus' bind: try a new port.
-                    let raced = tail.contains("address already in use");
-                    drop(managed);
-                    if !(raced && attempt < PORT_ATTEMPTS) {
-                        return Err(e);
-                    }
-                }
+        let port_error = io("find a free port on", Path::new("127.0.0.1"));
+        start_on_free_port(PORT_ATTEMPTS, &log_path, port_error, |port| {
+            let (bin, config_path, data_dir, log_path) =
+                (&cfg.bin, &config_path, &data_dir, &log_path);
+            async move {
+                let mut managed = Self::spawn(bin, config_path, data_dir, log_path, port)?;
+                managed.wait_ready(cancel).await?;
+                Ok(managed)
             }
-        }
+        })
+        .await
     }
 
     fn spawn(
@@ -221,16 +210,7 @@ impl ManagedPrometheus {
         log_path: &Path,
         port: u16,
     ) -> Result<ManagedPrometheus, PromError> {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .map_err(|source| PromError::Io {
-                what: "open the log file",
-                path: log_path.to_path_buf(),
-                source,
-            })?;
-        let log_err = log.try_clone().map_err(|source| PromError::Io {
+        let (log, log_err) = log_file(log_path).map_err(|source| PromError::Io {
             what: "open the log file",
             path: log_path.to_path_buf(),
             source,
@@ -263,33 +243,23 @@ impl ManagedPrometheus {
     }
 
     async fn wait_ready(&mut self, cancel: &CancellationToken) -> Result<(), PromError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .no_proxy()
-            .build()
-            .map_err(PromError::Client)?;
         let ready_url = self.url.join("-/ready").map_err(|e| PromError::BadUrl {
             url: self.url.to_string(),
             reason: e.to_string(),
         })?;
-        let started = Instant::now();
-        while started.elapsed() < READY_TIMEOUT {
-            self.check_alive_when("before it was ready")?;
-            if let Ok(resp) = http.get(ready_url.clone()).send().await
-                && resp.status().is_success()
-            {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(PromError::Cancelled("starting prometheus")),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-        Err(PromError::NotReady {
-            url: self.url.to_string(),
-            waited: READY_TIMEOUT,
-            log_tail: self.log_tail(20),
-        })
+        let alive = || self.check_alive_when("before it was ready");
+        wait_http_ready(ready_url.as_str(), READY_TIMEOUT, alive, cancel)
+            .await
+            .map_err(|e| match e {
+                ReadyError::Client(e) => PromError::Client(e),
+                ReadyError::Exited(e) => e,
+                ReadyError::Cancelled => PromError::Cancelled("starting prometheus"),
+                ReadyError::TimedOut(waited) => PromError::NotReady {
+                    url: self.url.to_string(),
+                    waited,
+                    log_tail: self.log_tail(20),
+                },
+            })
     }
 
     pub fn url(&self) -> &Url {

@@ -86,25 +86,13 @@ pub(super) fn resolve_expects(
             "latency_quantile" => latency(e, &path, &span, phases, cx),
             "error_ratio" => error_ratio(e, &path, phases, cx),
             "alert" => alert(e, &path, &span, phases, cx).map(|a| {
-                if let Some(name) = &e.alert {
-                    alerts.push(AlertRef {
-                        expect_index: out.len(),
-                        key_path: join(&path, "alert"),
-                        name: a.alert.clone(),
-                        location: cx.location(&name.span()),
-                    });
-                }
+                let written = (e.alert.as_ref(), "alert");
+                alerts.extend(alert_ref(written, &path, &a.alert, out.len(), cx));
                 ExpectKind::Alert(a)
             }),
             "notified" => super::notified::resolve(e, &path, cx).map(|n| {
-                if let Some(name) = &e.notified {
-                    alerts.push(AlertRef {
-                        expect_index: out.len(),
-                        key_path: join(&path, "notified"),
-                        name: n.alert.clone(),
-                        location: cx.location(&name.span()),
-                    });
-                }
+                let written = (e.notified.as_ref(), "notified");
+                alerts.extend(alert_ref(written, &path, &n.alert, out.len(), cx));
                 ExpectKind::Notified(n)
             }),
             _ => promql(e, &path, &span, phases, cx),
@@ -118,6 +106,24 @@ pub(super) fn resolve_expects(
         }
     }
     (out, alerts)
+}
+
+/// Where expectation `expect_index` names alert `name` (under `written`'s
+/// key), so the name can be checked against the rule files once they are read.
+fn alert_ref(
+    written: (Option<&S<String>>, &str),
+    path: &str,
+    name: &str,
+    expect_index: usize,
+    cx: &Ctx<'_>,
+) -> Option<AlertRef> {
+    let (value, key) = written;
+    value.map(|v| AlertRef {
+        expect_index,
+        key_path: join(path, key),
+        name: name.to_string(),
+        location: cx.location(&v.span()),
+    })
 }
 
 /// Reports keys that mean nothing for the expectation's kind; false if any.
