@@ -97,8 +97,9 @@ async fn a_real_alertmanager_delivers_to_the_recorder_and_stops_clean() {
     let pid = am.pid();
     let needle = run_dir.path().display().to_string();
     let running = processes_mentioning(&needle);
-    assert!(running.iter().any(|(p, _)| *p == pid), "{running:?}");
-    let cmdline = &running[0].1;
+    let Some((_, cmdline)) = running.iter().find(|(p, _)| *p == pid) else {
+        panic!("alertmanager {pid} not among {running:?}");
+    };
     assert!(cmdline.contains("--cluster.listen-address= "), "{cmdline}");
     assert!(
         cmdline.contains("--web.listen-address=127.0.0.1:"),
