@@ -71,6 +71,7 @@ curl -fsS "$URL/" >/dev/null || { echo "nginx does not serve $URL/ with a 2xx" >
 
 # Closed loop, 50 connections, against URL: wrk vs slocheck, same target.
 closed_vs_wrk() {
+  local TIMEFORMAT="%U %S"   # `time`: user and system CPU seconds of wrk
   local label="$1" url="$2"
   local out="$TMP/wrk-$label.txt" cpu reqs wrk_rps wrk_us s_out s_rps s_us
   cpu="$( { time wrk -t"$(nproc)" -c50 -d"${SECS}s" "$url" > "$out"; } 2>&1 )"
