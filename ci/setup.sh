@@ -2,8 +2,9 @@
 # Installs what slocheck's tests and its managed mode need: Prometheus (with
 # promtool) and Alertmanager (with amtool) from Debian packages. Idempotent:
 # installs only what is missing, then prints the versions it found. Extra
-# command names as arguments are installed as Debian packages of the same
-# name, e.g. `ci/setup.sh chromium` for the HTML report browser test.
+# arguments name further commands, installed from the Debian package of the
+# same name or, as `COMMAND:PACKAGE`, from another one, e.g.
+# `ci/setup.sh chromium h2load:nghttp2-client`.
 set -euo pipefail
 
 SUDO=""
@@ -17,7 +18,9 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
 fi
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 for extra in "$@"; do
-  command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+  cmd=${extra%%:*}
+  pkg=${extra#*:}
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -gt 0 ]; then

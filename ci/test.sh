@@ -4,8 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium: the HTML report test opens the report in a real headless browser.
-ci/setup.sh chromium
+# chromium: the HTML report test opens the report in a real headless browser;
+# the rest are real components further tests start (Pushgateway, openssl for
+# test certificates, kubectl for kustomize renders).
+ci/setup.sh chromium prometheus-pushgateway openssl kubectl:kubernetes-client
+
+echo "== python virtualenv (ci/requirements.txt)"
+SLOCHECK_PYTHON=$(ci/python-env.sh | tail -n 1)
+export SLOCHECK_PYTHON
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -15,7 +15,7 @@ use slocheck::alertmanager::{AmError, ManagedAlertmanager, Recorder, launcher};
 use tokio_util::sync::CancellationToken;
 
 fn amtool_accepts(path: &Path) -> Option<String> {
-    let amtool = which::which("amtool").ok()?;
+    let amtool = common::require_tool(&["amtool"], "ci/setup.sh (Debian prometheus-alertmanager)")?;
     let out = Command::new(amtool)
         .arg("check-config")
         .arg(path)
@@ -30,6 +30,9 @@ fn amtool_accepts(path: &Path) -> Option<String> {
     Some(text)
 }
 
+const AM_NAMES: [&str; 2] = ["prometheus-alertmanager", "alertmanager"];
+const AM_INSTALL: &str = "ci/setup.sh (Debian prometheus-alertmanager)";
+
 fn example() -> PathBuf {
     repo().join("alertmanager/alertmanager.yml")
 }
@@ -37,7 +40,6 @@ fn example() -> PathBuf {
 #[test]
 fn example_config_and_its_rewrites_pass_amtool() {
     let Some(text) = amtool_accepts(&example()) else {
-        eprintln!("amtool not installed: skipping the amtool half (run ci/setup.sh)");
         return;
     };
     assert!(text.contains("2 receivers"), "{text}");
@@ -83,10 +85,10 @@ fn missing_binary_is_named_with_a_hint() {
 
 #[tokio::test]
 async fn a_real_alertmanager_delivers_to_the_recorder_and_stops_clean() {
-    let Ok(bin) = launcher::find_binary(None) else {
-        eprintln!("alertmanager not installed: skipping (run ci/setup.sh)");
+    if common::require_tool(&AM_NAMES, AM_INSTALL).is_none() {
         return;
-    };
+    }
+    let bin = launcher::find_binary(None).expect("alertmanager on PATH");
     let run_dir = tempfile::tempdir().expect("tempdir");
     let recorder = Recorder::start().await.expect("recorder");
     let cfg = config::generated(recorder.addr()).expect("config");
@@ -140,10 +142,10 @@ async fn a_real_alertmanager_delivers_to_the_recorder_and_stops_clean() {
 
 #[tokio::test]
 async fn a_config_alertmanager_rejects_fails_with_its_log_and_leaves_nothing() {
-    let Ok(bin) = launcher::find_binary(None) else {
-        eprintln!("alertmanager not installed: skipping (run ci/setup.sh)");
+    if common::require_tool(&AM_NAMES, AM_INSTALL).is_none() {
         return;
-    };
+    }
+    let bin = launcher::find_binary(None).expect("alertmanager on PATH");
     let run_dir = tempfile::tempdir().expect("tempdir");
     let cancel = CancellationToken::new();
     let e = ManagedAlertmanager::start(

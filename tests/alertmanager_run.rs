@@ -120,11 +120,12 @@ fn missing_alertmanager_binary_is_an_environment_error_and_leaves_nothing() {
 
 #[test]
 fn slow_interrupted_run_stops_alertmanager() {
-    if which::which("prometheus-alertmanager")
-        .or_else(|_| which::which("alertmanager"))
-        .is_err()
+    if common::require_tool(
+        &["prometheus-alertmanager", "alertmanager"],
+        "ci/setup.sh (Debian prometheus-alertmanager)",
+    )
+    .is_none()
     {
-        eprintln!("alertmanager not installed: skipping (run ci/setup.sh)");
         return;
     }
     let sb = Sandbox::new();

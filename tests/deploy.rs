@@ -223,7 +223,10 @@ fn dockerfile_rust_is_new_enough_for_the_dependencies() {
         .expect("a rust builder stage");
     let version = parse_version(image.split('-').next().expect("tag")).expect("pinned X.Y tag");
     let o = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        // Only this platform's packages: a Linux build never downloads
+        // e.g. Android-only crates, and `--offline` would fail on them.
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", &host_triple()])
         .current_dir(common::repo())
         .output()
         .expect("cargo metadata");
@@ -245,6 +248,18 @@ fn dockerfile_rust_is_new_enough_for_the_dependencies() {
         version >= need,
         "the Dockerfile builds with rust {version:?}, but {who} needs {need:?}"
     );
+}
+
+fn host_triple() -> String {
+    let o = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_string()
 }
 
 fn parse_version(s: &str) -> Option<(u32, u32)> {

@@ -251,3 +251,44 @@ impl Running {
         }
     }
 }
+
+/// True when the tests run in CI (`CI=true`), where every component the
+/// tests use has been installed by `ci/test.sh`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Finds a tool the test needs. Under `CI=true` a missing tool fails the test
+/// with the install step (a test must never pass because a component is
+/// missing); locally it returns `None` after printing why the test skips.
+pub fn require_tool(names: &[&str], install: &str) -> Option<PathBuf> {
+    if let Some(p) = names.iter().find_map(|n| which::which(n).ok()) {
+        return Some(p);
+    }
+    let msg = format!(
+        "{} not found on PATH (install: {install})",
+        names.join(" / ")
+    );
+    assert!(!in_ci(), "{msg}: CI=true requires it");
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// The Python interpreter of the test virtualenv that `ci/python-env.sh`
+/// creates (`SLOCHECK_PYTHON`, else `target/venv`). Under `CI=true` a missing
+/// virtualenv fails the test; locally the test skips and says why.
+pub fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("SLOCHECK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/venv/bin/python"));
+    if p.exists() {
+        return Some(p);
+    }
+    let msg = format!(
+        "python virtualenv {} not found (install: ci/python-env.sh)",
+        p.display()
+    );
+    assert!(!in_ci(), "{msg}: CI=true requires it");
+    eprintln!("SKIPPED: {msg}");
+    None
+}
