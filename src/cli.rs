@@ -47,6 +47,42 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Live dashboards without Docker: built-in target, managed Prometheus (and Grafana if installed), looping load.
     Demo(DemoArgs),
+    /// Read a service's /metrics, recognize its metric convention, write a starter scenario and rules.
+    Init(InitArgs),
+    /// Print the seed's recording and alerting rules rewritten for a metric convention.
+    Rules(RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Base URL of the running service (its /metrics is read).
+    #[arg(long, value_name = "URL")]
+    pub target_url: Url,
+    /// Use this metric convention instead of recognizing it.
+    #[arg(long, value_name = "NAME", value_parser = crate::metrics::preset::parse_name)]
+    pub preset: Option<String>,
+    /// Path (and query) every request is sent to.
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    pub path: String,
+    /// HTTP method of every request.
+    #[arg(long, value_name = "METHOD", default_value = "GET")]
+    pub method: http::Method,
+    /// Requests per second in every phase.
+    #[arg(long, value_name = "RPS", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Folder to write scenario.toml and rules.yml into.
+    #[arg(long, value_name = "DIR", default_value = "slocheck")]
+    pub dir: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// The metric convention (e.g. fastapi-instrumentator, opentelemetry, triton).
+    #[arg(long, value_name = "NAME", value_parser = crate::metrics::preset::parse_name)]
+    pub preset: String,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +102,9 @@ pub struct DoctorArgs {
     /// What $__rate_interval, $__interval and $__range stand for in panel queries.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
     pub rate_interval: std::time::Duration,
+    /// Check /metrics against this metric convention (default: recognize it and say which preset fits).
+    #[arg(long, value_name = "NAME", value_parser = crate::metrics::preset::parse_name)]
+    pub preset: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +281,11 @@ async fn dispatch(cmd: Command) -> u8 {
                 dashboards: a.dashboards,
                 job: a.job,
                 rate_interval: a.rate_interval,
+                preset: a
+                    .preset
+                    .as_deref()
+                    .and_then(crate::metrics::preset)
+                    .map(|p| p.spec()),
             };
             doctor::doctor(&opts).await
         }
@@ -255,6 +299,19 @@ async fn dispatch(cmd: Command) -> u8 {
             demo::demo(opts, &cancel, &interrupt).await
         }
         Command::Report(a) => crate::report::cmd::run(&a),
+        Command::Init(a) => {
+            let opts = crate::init::InitOptions {
+                target_url: a.target_url,
+                preset: a.preset,
+                method: a.method,
+                path: a.path,
+                rate: a.rate,
+                dir: a.dir,
+                force: a.force,
+            };
+            crate::init::init(&opts).await
+        }
+        Command::Rules(a) => crate::init::rules(&a.preset),
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
         Command::Target(a) => target::serve_until_signal(a.into())
             .await

@@ -94,6 +94,7 @@ pub fn check(path: &Path) -> Result<(), Error> {
         rules::check_time_scale(plan, &files)?;
     }
     print!("{}", scenario::timeline(plan));
+    print!("{}", promql_of_expectations(plan));
     if let Some(am) = &plan.alertmanager {
         crate::alertmanager::stack::print_check(am, plan.prometheus.time_scale)?;
     }
@@ -136,6 +137,36 @@ pub fn check(path: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The metric convention and the exact PromQL each metric expectation will
+/// run (the window is the phase's planned length; the run uses the measured
+/// one, a few milliseconds apart).
+fn promql_of_expectations(plan: &crate::plan::Plan) -> String {
+    let m = crate::metrics::MetricQueries::new(&plan.metrics, &plan.prometheus.job);
+    let mut out = format!("{}\n", plan.metrics.describe());
+    let window = |phase: &str| {
+        plan.phases
+            .iter()
+            .find(|p| p.name == phase)
+            .map_or(std::time::Duration::ZERO, |p| p.duration)
+    };
+    for e in &plan.expects {
+        let q = match &e.kind {
+            ExpectKind::LatencyQuantile {
+                quantile, phase, ..
+            } => m.latency_quantile(*quantile, window(phase)),
+            ExpectKind::ErrorRatio { phase, .. } => Some(m.error_ratio(window(phase))),
+            ExpectKind::LatencyMean { phase, .. } => Some(m.latency_mean(window(phase))),
+            ExpectKind::PromQl { expr, .. } => Some(expr.clone()),
+            ExpectKind::Alert(a) => Some(crate::verify::queries::alert_states(&a.alert)),
+            ExpectKind::Notified(_) => None,
+        };
+        if let Some(q) = q {
+            out.push_str(&format!("{} promql: {q}\n", e.id));
+        }
+    }
+    out
 }
 
 fn warn_if_longer(plan: &crate::plan::Plan, phase: &str, bound: std::time::Duration, what: &str) {

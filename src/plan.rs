@@ -29,6 +29,9 @@ pub struct Plan {
     /// Some: start a managed Alertmanager and the webhook recorder (asked
     /// for by `[alertmanager]` or implied by a `notified` expectation).
     pub alertmanager: Option<AlertmanagerPlan>,
+    /// The service's metric convention (`[metrics]`; the tutorial's names
+    /// by default): every PromQL question is built from it.
+    pub metrics: crate::metrics::MetricsSpec,
 }
 
 impl Plan {
@@ -77,6 +80,7 @@ impl Plan {
             expects: vec![],
             allow_inconclusive: false,
             alertmanager: None,
+            metrics: crate::metrics::MetricsSpec::default(),
         }
     }
 
@@ -252,6 +256,12 @@ pub enum ExpectKind {
     },
     /// The 5xx ratio over a phase.
     ErrorRatio { phase: String, bound: Bound<f64> },
+    /// The mean latency over a phase (every convention has one; the only
+    /// latency of those without histogram buckets).
+    LatencyMean {
+        phase: String,
+        bound: Bound<Duration>,
+    },
     /// The lifecycle of a named alert over the run.
     Alert(AlertExpectation),
     /// A named alert's notifications reach a receiver in time.

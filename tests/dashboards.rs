@@ -161,6 +161,7 @@ async fn slow_every_panel_has_data_under_load() {
         dashboards: Some(common::repo().join("dashboards")),
         job: Some("slocheck-target".into()),
         rate_interval: Duration::from_secs(60),
+        preset: None,
     };
     let http = reqwest::Client::new();
     let predict = url.join("predict").expect("url");

@@ -163,6 +163,7 @@ async fn slow_down_target_rule_error_and_empty_panel() {
         dashboards: Some(dashboards),
         job: Some("doctor-test".into()),
         rate_interval: Duration::from_secs(30),
+        preset: None,
     };
     // Wait (bounded) until both targets were scraped and the rule evaluated.
     let started = Instant::now();

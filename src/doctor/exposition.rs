@@ -1,10 +1,13 @@
 //! The target's `/metrics` as Prometheus would read it: a small parser of the
-//! text exposition format and the check that the families the dashboards and
-//! rules need are there with the right type and labels.
+//! text exposition format and the check that the families the chosen metric
+//! convention's queries (or the seed's dashboards and rules) need are there
+//! with the right type and labels.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::check::Check;
+use crate::metrics::MetricsSpec;
+use crate::metrics::recognize::{Family, families};
 
 /// Sample names and label names seen, plus each family's declared type.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -139,34 +142,56 @@ const REQUIRED: [Required; 2] = [
     },
 ];
 
-/// One check per required family.
-pub fn check_required(exp: &Exposition, url: &str) -> Vec<Check> {
-    REQUIRED.iter().map(|r| check_family(exp, r, url)).collect()
+/// One check per family the convention's queries read. The tutorial's
+/// families are checked with every label the seed's dashboards group by.
+pub fn check_required(exp: &Exposition, spec: &MetricsSpec, url: &str) -> Vec<Check> {
+    if *spec == MetricsSpec::default() {
+        return REQUIRED
+            .iter()
+            .map(|r| {
+                let f = Family {
+                    name: r.family.to_string(),
+                    kind: r.kind,
+                    samples: r
+                        .samples
+                        .iter()
+                        .map(|(n, l)| (n.to_string(), l.iter().map(|s| s.to_string()).collect()))
+                        .collect(),
+                    optional: false,
+                };
+                check_family(exp, &f, url)
+            })
+            .collect();
+    }
+    families(spec)
+        .iter()
+        .map(|f| check_family(exp, f, url))
+        .collect()
 }
 
-fn check_family(exp: &Exposition, r: &Required, url: &str) -> Check {
+fn check_family(exp: &Exposition, r: &Family, url: &str) -> Check {
     let declared = exp
         .types
-        .get(r.family)
-        .or_else(|| exp.types.get(r.family.trim_end_matches("_total")));
+        .get(&r.name)
+        .or_else(|| exp.types.get(r.name.trim_end_matches("_total")));
     if let Some(kind) = declared
         && kind != r.kind
     {
         return Check::fail(
             "metrics",
-            format!("{} is a {kind} at {url}, expected a {}", r.family, r.kind),
+            format!("{} is a {kind} at {url}, expected a {}", r.name, r.kind),
             format!(
                 "register {} as a {} so rate() and histogram_quantile() work",
-                r.family, r.kind
+                r.name, r.kind
             ),
         );
     }
     let mut problems = Vec::new();
-    for (name, labels) in r.samples {
-        match exp.samples.get(*name) {
+    for (name, labels) in &r.samples {
+        match exp.samples.get(name) {
             None => problems.push(format!("no {name} samples")),
             Some(have) => {
-                let missing: Vec<_> = labels.iter().filter(|l| !have.contains(**l)).collect();
+                let missing: Vec<_> = labels.iter().filter(|l| !have.contains(*l)).collect();
                 if !missing.is_empty() {
                     let list: Vec<_> = missing.iter().map(|l| l.to_string()).collect();
                     problems.push(format!("{name} lacks label(s) {}", list.join(", ")));
@@ -177,20 +202,29 @@ fn check_family(exp: &Exposition, r: &Required, url: &str) -> Check {
     if problems.is_empty() {
         return Check::pass(
             "metrics",
-            format!("{} ({}) exported with its labels", r.family, r.kind),
+            format!("{} ({}) exported with its labels", r.name, r.kind),
         );
     }
     let labels: BTreeSet<&str> = r
         .samples
         .iter()
-        .flat_map(|(_, l)| l.iter().copied())
+        .flat_map(|(_, l)| l.iter().map(String::as_str))
         .filter(|l| *l != "le")
         .collect();
-    let absent = r.samples.iter().all(|(n, _)| !exp.samples.contains_key(*n));
+    let absent = r.samples.iter().all(|(n, _)| !exp.samples.contains_key(n));
+    if absent && r.optional {
+        return Check::pass(
+            "metrics",
+            format!(
+                "{} ({}) not exported yet: its series appear with the first failure",
+                r.name, r.kind
+            ),
+        );
+    }
     let detail = if absent {
-        format!("metric family {} is missing at {url}", r.family)
+        format!("metric family {} is missing at {url}", r.name)
     } else {
-        format!("{} at {url}: {}", r.family, problems.join("; "))
+        format!("{} at {url}: {}", r.name, problems.join("; "))
     };
     Check::fail(
         "metrics",
@@ -198,7 +232,7 @@ fn check_family(exp: &Exposition, r: &Required, url: &str) -> Check {
         format!(
             "the service must export {} {} with labels {{{}}}; the dashboards and rules query it by these names",
             r.kind,
-            r.family,
+            r.name,
             labels.into_iter().collect::<Vec<_>>().join(",")
         ),
     )
@@ -223,7 +257,7 @@ mod tests {
         let l = &e.samples["http_requests_total"];
         assert!(l.contains("path") && l.contains("status"));
         assert!(
-            check_required(&e, "u")
+            check_required(&e, &MetricsSpec::default(), "u")
                 .iter()
                 .all(|c| c.verdict == super::super::check::Verdict::Pass)
         );
@@ -250,7 +284,7 @@ mod tests {
     #[test]
     fn missing_family_and_missing_label_are_named() {
         let e = parse("http_requests_total{path=\"/\",method=\"GET\"} 1\n").unwrap();
-        let checks = check_required(&e, "http://t/metrics");
+        let checks = check_required(&e, &MetricsSpec::default(), "http://t/metrics");
         assert!(
             checks[0].detail.contains("lacks label(s) status"),
             "{checks:?}"
@@ -265,7 +299,7 @@ mod tests {
     #[test]
     fn wrong_type_is_reported() {
         let e = parse("# TYPE http_request_latency_seconds summary\n").unwrap();
-        let c = &check_required(&e, "u")[1];
+        let c = &check_required(&e, &MetricsSpec::default(), "u")[1];
         assert!(c.detail.contains("is a summary"), "{c:?}");
     }
 }

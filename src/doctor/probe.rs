@@ -9,6 +9,8 @@ use reqwest::Url;
 use super::check::{Check, Verdict};
 use super::dashboard::{self, PanelQuery, Variables};
 use super::exposition;
+use crate::metrics::MetricsSpec;
+use crate::metrics::recognize::recognize;
 use crate::prom::{PromClient, PromError, TargetInfo};
 
 /// Is Prometheus there and ready to serve queries?
@@ -97,21 +99,23 @@ pub fn down_hint(scrape_url: &str) -> String {
 
 /// The target's `/metrics`: reachable, not empty, parseable, and carrying
 /// the required families. The flag says whether the target answered at all.
-pub async fn metrics(target: &Url) -> (Vec<Check>, bool) {
+/// Fetches and parses `/metrics` below `target`: the URL read and its
+/// samples, or the failed check and whether anything answered.
+pub async fn fetch_metrics(target: &Url) -> Result<(Url, exposition::Exposition), (Check, bool)> {
     let url = if target.path().ends_with("/metrics") {
         target.clone()
     } else {
         match target.join("metrics") {
             Ok(u) => u,
             Err(e) => {
-                return (
-                    vec![Check::fail(
+                return Err((
+                    Check::fail(
                         "metrics",
                         format!("cannot build the metrics URL from {target}: {e}"),
                         "pass --target-url as the service's base URL, e.g. http://127.0.0.1:8000",
-                    )],
+                    ),
                     false,
-                );
+                ));
             }
         }
     };
@@ -135,17 +139,17 @@ pub async fn metrics(target: &Url) -> (Vec<Check>, bool) {
                 cause = s.to_string();
                 src = s.source();
             }
-            return (
-                vec![Check::fail(
+            return Err((
+                Check::fail(
                     "metrics",
                     format!("{url} is unreachable: {cause}"),
                     "start the service (`slocheck target`) or fix --target-url",
-                )],
+                ),
                 false,
-            );
+            ));
         }
     };
-    let fail = |detail: String, hint: &str| (vec![Check::fail("metrics", detail, hint)], true);
+    let fail = |detail: String, hint: &str| Err((Check::fail("metrics", detail, hint), true));
     if !status.is_success() {
         return fail(
             format!("{url} answered HTTP {status}"),
@@ -159,19 +163,69 @@ pub async fn metrics(target: &Url) -> (Vec<Check>, bool) {
         );
     }
     match exposition::parse(&body) {
-        Ok(exp) => {
-            let mut checks = vec![Check::pass(
-                "metrics",
-                format!("{url} serves {} sample names", exp.samples.len()),
-            )];
-            checks.extend(exposition::check_required(&exp, url.as_str()));
-            (checks, true)
-        }
+        Ok(exp) => Ok((url, exp)),
         Err(e) => fail(
             format!("{url} is not in the Prometheus text format: {e}"),
             "expose metrics with a Prometheus client library rather than by hand",
         ),
     }
+}
+
+/// Checks the families of the chosen convention (`preset`), or of the one
+/// the page is recognized as, and says which `[metrics] preset` fits.
+pub async fn metrics(target: &Url, preset: Option<&MetricsSpec>) -> (Vec<Check>, bool) {
+    let (url, exp) = match fetch_metrics(target).await {
+        Ok(r) => r,
+        Err((check, answered)) => return (vec![check], answered),
+    };
+    let mut checks = vec![Check::pass(
+        "metrics",
+        format!("{url} serves {} sample names", exp.samples.len()),
+    )];
+    let seen = recognize(&exp.samples);
+    let spec = match (preset, seen.first()) {
+        (Some(spec), best) => {
+            let fits = best.is_none_or(|b| b.name == spec.preset)
+                || seen.iter().any(|p| p.name == spec.preset);
+            if !fits && let Some(b) = best {
+                checks.push(Check::fail(
+                    "metrics",
+                    format!(
+                        "{url} looks like {} (preset \"{}\"), not preset \"{}\"",
+                        b.about, b.name, spec.preset
+                    ),
+                    format!(
+                        "use `[metrics] preset = \"{}\"` (doctor --preset {})",
+                        b.name, b.name
+                    ),
+                ));
+            }
+            spec.clone()
+        }
+        (None, Some(b)) => {
+            checks.push(Check::pass(
+                "metrics",
+                format!(
+                    "this looks like {}: use `[metrics] preset = \"{}\"`",
+                    b.about, b.name
+                ),
+            ));
+            b.spec()
+        }
+        (None, None) => {
+            checks.push(Check::fail(
+                "metrics",
+                format!("{url} matches no known metric convention"),
+                format!(
+                    "describe it in the scenario's [metrics] table (requests, status_label, server_error, latency, latency_unit) or pick a preset: {}",
+                    crate::metrics::preset_names()
+                ),
+            ));
+            MetricsSpec::default()
+        }
+    };
+    checks.extend(exposition::check_required(&exp, &spec, url.as_str()));
+    (checks, true)
 }
 
 /// Rule health as Prometheus reports it after evaluating each rule.

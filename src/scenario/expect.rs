@@ -10,7 +10,7 @@ use super::raw::{Dur, RawAggregate, RawExpect, S, parse_duration};
 use super::{AlertRef, validate_promql};
 use crate::plan::*;
 
-const KINDS: &str = "latency_quantile, error_ratio, alert, notified, promql";
+const KINDS: &str = "latency_quantile, error_ratio, alert, notified, promql, latency_mean";
 
 pub(super) fn resolve_expects(
     list: &[S<RawExpect>],
@@ -54,6 +54,7 @@ pub(super) fn resolve_expects(
             ("alert", e.alert.as_ref().map(S::span)),
             ("notified", e.notified.as_ref().map(S::span)),
             ("promql", e.promql.as_ref().map(S::span)),
+            ("latency_mean", e.latency_mean.as_ref().map(S::span)),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -85,6 +86,7 @@ pub(super) fn resolve_expects(
         let kind = match kind {
             "latency_quantile" => latency(e, &path, &span, phases, cx),
             "error_ratio" => error_ratio(e, &path, phases, cx),
+            "latency_mean" => latency_mean(e, &path, phases, cx),
             "alert" => alert(e, &path, &span, phases, cx).map(|a| {
                 let written = (e.alert.as_ref(), "alert");
                 alerts.extend(alert_ref(written, &path, &a.alert, out.len(), cx));
@@ -171,6 +173,10 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
     let hint = match kind {
         "error_ratio" => {
             "put phase and the bound inside: error_ratio = { phase = \"spike\", below = 0.01 }"
+                .to_string()
+        }
+        "latency_mean" => {
+            "put phase and the bound inside: latency_mean = { phase = \"baseline\", below = \"200ms\" }"
                 .to_string()
         }
         _ => format!(
@@ -451,6 +457,38 @@ fn error_ratio(e: &RawExpect, path: &str, phases: &[&str], cx: &mut Ctx<'_>) -> 
     };
     let bound = bound(&keys, &path, &t.span(), conv_ratio, "below = 0.01", cx);
     Some(ExpectKind::ErrorRatio {
+        phase: phase?,
+        bound: bound?,
+    })
+}
+
+/// `latency_mean = { phase, below/above/near/between }` with durations.
+fn latency_mean(
+    e: &RawExpect,
+    path: &str,
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> Option<ExpectKind> {
+    let t = e.latency_mean.as_ref()?;
+    let path = join(path, "latency_mean");
+    let r = t.get_ref();
+    let phase = phase_ref(Some(&r.phase), &join(&path, "phase"), &t.span(), phases, cx);
+    let keys = BoundKeys {
+        below: r.below.as_ref(),
+        above: r.above.as_ref(),
+        near: r.near.as_ref(),
+        tolerance: r.tolerance.as_ref(),
+        between: r.between.as_ref(),
+    };
+    let bound = bound(
+        &keys,
+        &path,
+        &t.span(),
+        conv_duration,
+        "below = \"200ms\"",
+        cx,
+    );
+    Some(ExpectKind::LatencyMean {
         phase: phase?,
         bound: bound?,
     })

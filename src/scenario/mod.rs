@@ -9,6 +9,7 @@ mod error;
 mod expect;
 mod faults;
 mod load;
+mod metrics;
 mod notified;
 mod prometheus;
 mod promql;

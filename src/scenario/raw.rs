@@ -24,6 +24,7 @@ pub struct RawScenario {
     pub phase: Option<S<Vec<S<RawPhase>>>>,
     pub expect: Option<Vec<S<RawExpect>>>,
     pub alertmanager: Option<S<RawAlertmanager>>,
+    pub metrics: Option<S<super::metrics::RawMetrics>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +131,8 @@ pub struct RawExpect {
     pub labels: Option<S<BTreeMap<String, S<String>>>>,
     pub firing_within: Option<S<Dur>>,
     pub resolved_within: Option<S<Dur>>,
+    /// `latency_mean = { phase = "baseline", below = "200ms" }`.
+    pub latency_mean: Option<S<RawErrorRatio>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -124,6 +124,11 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         r
     });
 
+    let metrics = super::metrics::resolve_metrics(raw.metrics.as_ref(), cx);
+    if let Some(m) = &metrics {
+        super::metrics::check_answerable(m, raw.expect.as_deref().unwrap_or(&[]), cx);
+    }
+
     let alertmanager =
         super::notified::resolve_alertmanager(raw.alertmanager.as_ref(), &expects, &dir, cx);
     if !cx.diags.is_empty() {
@@ -141,6 +146,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         expects,
         allow_inconclusive: raw.allow_inconclusive.unwrap_or(false),
         alertmanager,
+        metrics: metrics?,
     };
     let spans = ScenarioSpans {
         file: file.to_path_buf(),

@@ -208,6 +208,9 @@ fn describe(k: &ExpectKind) -> String {
         ExpectKind::ErrorRatio { phase, bound: b } => {
             format!("5xx ratio in {phase} {}", bound(b, |x| num(*x)))
         }
+        ExpectKind::LatencyMean { phase, bound: b } => {
+            format!("mean latency in {phase} {}", bound(b, |x| d(*x)))
+        }
         ExpectKind::PromQl {
             expr,
             phase,

@@ -46,6 +46,7 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
         client,
         inp,
         job: &inp.plan.prometheus.job,
+        m: queries::MetricQueries::new(&inp.plan.metrics, &inp.plan.prometheus.job),
     };
     let windows = v.windows().await?;
     let buckets = v.bucket_bounds().await?;
@@ -62,6 +63,9 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
                     .await?
             }
             ExpectKind::ErrorRatio { phase, bound } => v.error_ratio(e, phase, bound).await?,
+            ExpectKind::LatencyMean { phase, bound } => {
+                v.latency_mean(e, phase, &bound::secs(bound)).await?
+            }
             ExpectKind::PromQl {
                 expr,
                 phase,
@@ -107,6 +111,7 @@ struct Verifier<'a> {
     client: &'a PromClient,
     inp: &'a Inputs<'a>,
     job: &'a str,
+    m: queries::MetricQueries,
 }
 
 /// A phase's window as PromQL sees it: evaluate at the end, look back over
@@ -170,13 +175,17 @@ impl Verifier<'_> {
         Ok(out)
     }
 
+    /// The histogram's real bucket bounds in seconds (empty without one).
     async fn bucket_bounds(&self) -> Result<Vec<f64>, PromError> {
-        let q = queries::bucket_bounds(self.job);
+        let Some(q) = self.m.bucket_bounds() else {
+            return Ok(Vec::new());
+        };
         let samples = soft(self.client.query(&q, self.inp.until).await)?.unwrap_or_default();
         let mut b: Vec<f64> = samples
             .iter()
             .filter_map(|s| s.labels.get("le"))
             .filter_map(|le| le.parse::<f64>().ok())
+            .map(|le| self.m.le_seconds(le))
             .collect();
         b.sort_by(f64::total_cmp);
         b.dedup();
@@ -219,7 +228,15 @@ impl Verifier<'_> {
             r.reason = format!("phase \"{phase}\" is shorter than two scrape intervals");
             return Ok(r);
         }
-        let expr = queries::latency_quantile(q, self.job, window(p));
+        let Some(expr) = self.m.latency_quantile(q, window(p)) else {
+            // `check` refuses this; a plan built in code may still ask.
+            r.reason = self
+                .m
+                .spec()
+                .quantile_refusal()
+                .map_or_else(String::new, |(why, hint)| format!("{why} (hint: {hint})"));
+            return Ok(r);
+        };
         let value = self.scalar(&expr, p.end).await?;
         self.settle(&mut r, expr, p, value, b, bound::latency, |v| {
             queries::bucket_of(buckets, v)
@@ -258,9 +275,43 @@ impl Verifier<'_> {
             r.reason = format!("phase \"{phase}\" is shorter than two scrape intervals");
             return Ok(r);
         }
-        let expr = queries::error_ratio(self.job, window(p));
+        let expr = self.m.error_ratio(window(p));
         let value = self.scalar(&expr, p.end).await?;
         self.settle(&mut r, expr, p, value, b, bound::ratio, |_| String::new());
+        Ok(r)
+    }
+
+    async fn latency_mean(
+        &self,
+        e: &Expectation,
+        phase: &str,
+        b: &Bound<f64>,
+    ) -> Result<ExpectationResult, PromError> {
+        let mut r = result(
+            e,
+            "latency_mean",
+            format!(
+                "mean latency in \"{phase}\" {}",
+                bound::describe(b, bound::latency)
+            ),
+        );
+        let Some(p) = self.phase(phase) else {
+            r.reason = format!("phase \"{phase}\" did not run");
+            return Ok(r);
+        };
+        if !p.latency_service.is_empty() {
+            r.client.push(format!(
+                "client mean (service time) = {}",
+                bound::latency(p.latency_service.mean() / 1e6)
+            ));
+        }
+        if self.too_short(p) {
+            r.reason = format!("phase \"{phase}\" is shorter than two scrape intervals");
+            return Ok(r);
+        }
+        let expr = self.m.latency_mean(window(p));
+        let value = self.scalar(&expr, p.end).await?;
+        self.settle(&mut r, expr, p, value, b, bound::latency, |_| String::new());
         Ok(r)
     }
 
@@ -513,15 +564,13 @@ impl Verifier<'_> {
         }
         let w = window(p);
         a.prometheus_error_ratio = self
-            .scalar(&queries::error_ratio(self.job, w), p.end)
+            .scalar(&self.m.error_ratio(w), p.end)
             .await?
             .ok()
             .flatten();
-        a.prometheus_p90_seconds = self
-            .scalar(&queries::latency_quantile(0.9, self.job, w), p.end)
-            .await?
-            .ok()
-            .flatten();
+        if let Some(q) = self.m.latency_quantile(0.9, w) {
+            a.prometheus_p90_seconds = self.scalar(&q, p.end).await?.ok().flatten();
+        }
         if let Some(pv) = a.prometheus_p90_seconds {
             a.p90_bucket = queries::bucket_of(buckets, pv);
             a.p90_same_bucket = a

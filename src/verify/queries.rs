@@ -1,49 +1,14 @@
 //! The PromQL that verification runs, built in one place so reports can show
-//! exactly what was asked. Metric names are the seed's; every selector is
-//! restricted to the scenario's scrape job.
+//! exactly what was asked. Questions about the service's own metrics come
+//! from its convention (`MetricQueries`, see `crate::metrics`); the ones
+//! here are the same for every service. Every selector is restricted to the
+//! scenario's scrape job.
 
 use std::time::Duration;
 
+pub use crate::metrics::MetricQueries;
+pub use crate::metrics::query::quote;
 use crate::timeutil::promql_duration;
-
-pub const LATENCY_BUCKET: &str = "http_request_latency_seconds_bucket";
-pub const REQUESTS_TOTAL: &str = "http_requests_total";
-
-/// Escapes a label value for a PromQL double-quoted string.
-pub fn quote(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 2);
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Quantile of the latency histogram over exactly `window` before the
-/// evaluation time.
-pub fn latency_quantile(q: f64, job: &str, window: Duration) -> String {
-    format!(
-        "histogram_quantile({q}, sum by (le) (rate({LATENCY_BUCKET}{{job={}}}[{}])))",
-        quote(job),
-        promql_duration(window)
-    )
-}
-
-/// 5xx share of all responses over `window`. `or vector(0)` keeps a run with
-/// no 5xx series at all from reading as "no data".
-pub fn error_ratio(job: &str, window: Duration) -> String {
-    let j = quote(job);
-    let w = promql_duration(window);
-    format!(
-        "(sum(increase({REQUESTS_TOTAL}{{job={j},status=~\"5..\"}}[{w}])) or vector(0)) / sum(increase({REQUESTS_TOTAL}{{job={j}}}[{w}]))"
-    )
-}
 
 /// Pending/firing state of an alert, one series per state.
 pub fn alert_states(alert: &str) -> String {
@@ -57,11 +22,6 @@ pub fn scrapes(job: &str, window: Duration) -> String {
         quote(job),
         promql_duration(window)
     )
-}
-
-/// The histogram's bucket bounds (`le` values) as Prometheus sees them.
-pub fn bucket_bounds(job: &str) -> String {
-    format!("count by (le) ({LATENCY_BUCKET}{{job={}}})", quote(job))
 }
 
 /// The bucket `(lower, upper]` of a sorted list of upper bounds that holds
@@ -83,17 +43,30 @@ pub fn bucket_of(bounds: &[f64], v: f64) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::MetricsSpec;
 
+    /// Scenarios without `[metrics]` ask exactly what they asked before
+    /// presets existed (report fixtures and users' dashboards rely on it).
     #[test]
     fn queries_read_as_written_by_hand() {
         let w = Duration::from_secs(25);
+        let m = MetricQueries::new(&MetricsSpec::default(), "slocheck-target");
         assert_eq!(
-            latency_quantile(0.9, "slocheck-target", w),
+            m.latency_quantile(0.9, w).unwrap(),
             "histogram_quantile(0.9, sum by (le) (rate(http_request_latency_seconds_bucket{job=\"slocheck-target\"}[25000ms])))"
         );
+        let m = MetricQueries::new(&MetricsSpec::default(), "j");
         assert_eq!(
-            error_ratio("j", w),
+            m.error_ratio(w),
             "(sum(increase(http_requests_total{job=\"j\",status=~\"5..\"}[25000ms])) or vector(0)) / sum(increase(http_requests_total{job=\"j\"}[25000ms]))"
+        );
+        assert_eq!(
+            m.bucket_bounds().unwrap(),
+            "count by (le) (http_request_latency_seconds_bucket{job=\"j\"})"
+        );
+        assert_eq!(
+            m.request_rate_by_class(Duration::from_secs(5)),
+            "sum by (class) (label_replace(rate(http_requests_total{job=\"j\"}[5000ms]), \"class\", \"${1}xx\", \"status\", \"(.).*\"))"
         );
         assert_eq!(
             alert_states("HighErrorRate"),
@@ -105,13 +78,7 @@ mod tests {
     #[test]
     fn every_query_parses() {
         let w = Duration::from_millis(12_345);
-        for q in [
-            latency_quantile(0.99, "we\"ird", w),
-            error_ratio("x", w),
-            alert_states("A"),
-            scrapes("x", w),
-            bucket_bounds("x"),
-        ] {
+        for q in [alert_states("A"), scrapes("x", w)] {
             promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
         }
     }
