@@ -83,10 +83,13 @@ pub async fn init(opts: &InitOptions) -> Result<u8, Error> {
             (p.spec(), format!("preset \"{}\" as asked", p.name))
         }
         None => {
-            let (url, exp) = fetch_metrics(&opts.target_url).await.map_err(|(c, _)| {
-                let hint = c.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default();
-                Error::Environment(format!("{}{hint}", c.detail))
-            })?;
+            let (mut url, mut exp) = fetch(&opts.target_url).await?;
+            if recognize(&exp.samples).is_empty() {
+                // Most exporters create a series at its first request: a
+                // service that has served none shows empty families.
+                poke(opts).await;
+                (url, exp) = fetch(&opts.target_url).await?;
+            }
             let Some(best) = recognize(&exp.samples).first().copied() else {
                 return Err(Error::Invalid(format!(
                     "{url} matches no known metric convention (hint: pass --preset NAME, or write a scenario whose [metrics] table names the counters; presets: {})",
@@ -131,6 +134,33 @@ pub async fn init(opts: &InitOptions) -> Result<u8, Error> {
 a service without the slocheck fault middleware ignores it (then drop that phase's expectations)"
     );
     Ok(exit::PASS)
+}
+
+async fn fetch(target: &Url) -> Result<(Url, crate::doctor::exposition::Exposition), Error> {
+    fetch_metrics(target).await.map_err(|(c, _)| {
+        let hint = c.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default();
+        Error::Environment(format!("{}{hint}", c.detail))
+    })
+}
+
+/// One request to the scenario's path, so the exporter's series exist;
+/// its outcome does not matter (recognition reads the page again).
+async fn poke(opts: &InitOptions) {
+    let Ok(url) = opts.target_url.join(&opts.path) else {
+        return;
+    };
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .build()
+    else {
+        return;
+    };
+    println!(
+        "no known series on /metrics yet: sent one {} {} so the exporter creates them",
+        opts.method, opts.path
+    );
+    let _ = http.request(opts.method.clone(), url).send().await;
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {

@@ -367,6 +367,14 @@ fn run_and_agree(app: &App, preset: &str, metrics_extra: &str, mean: bool) -> Va
             "{preset} {phase}: Prometheus {prom} vs app answered {client}"
         );
     }
+    // The report, latency_mean results included, fits the committed schema.
+    let schema = read_json(&common::repo().join("schemas/report.schema.json"));
+    let v = jsonschema::validator_for(&schema).expect("valid JSON Schema");
+    let errors: Vec<String> = v
+        .iter_errors(&r)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{preset}: {errors:?}");
     let spike = agreement(&r, "spike")["prometheus_error_ratio"]
         .as_f64()
         .unwrap_or_default();

@@ -118,19 +118,44 @@ impl MetricQueries {
         format!("sum({}({sel}[{w}]))", f.name())
     }
 
+    /// The sum over several counters. Each is summed on its own: `rate`
+    /// drops the metric name, so counters with equal labels (TorchServe's
+    /// `Requests2XX`/`Requests5XX`) would collide in one selector. A counter
+    /// without series yet counts as 0 rather than emptying the sum.
+    fn sum_of(&self, f: Func, names: &[String], extra: &[String], w: &str) -> String {
+        match names {
+            [one] => self.sum(f, self.sel(std::slice::from_ref(one), extra), w),
+            many => {
+                let terms: Vec<String> = many
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "({} or vector(0))",
+                            self.sum(f, self.sel(std::slice::from_ref(n), extra), w)
+                        )
+                    })
+                    .collect();
+                format!("({})", terms.join(" + "))
+            }
+        }
+    }
+
     fn requests(&self, f: Func, w: &str) -> String {
-        self.sum(f, self.sel(&self.spec.request_metrics(), &[]), w)
+        self.sum_of(f, &self.spec.request_metrics(), &[], w)
     }
 
     fn errors(&self, f: Func, w: &str) -> String {
-        let sel = match &self.spec.errors {
-            Errors::Status { label, matcher } => self.sel(
+        match &self.spec.errors {
+            Errors::Status { label, matcher } => self.sum_of(
+                f,
                 &self.spec.request_metrics(),
                 &[format!("{label}=~{}", quote(matcher))],
+                w,
             ),
-            Errors::Counter(s) => self.sel(std::slice::from_ref(&s.name), &s.matchers),
-        };
-        self.sum(f, sel, w)
+            Errors::Counter(s) => {
+                self.sum(f, self.sel(std::slice::from_ref(&s.name), &s.matchers), w)
+            }
+        }
     }
 
     fn in_seconds(&self, expr: String) -> String {
@@ -199,19 +224,22 @@ impl MetricQueries {
     fn mean(&self, f: Func, w: &str, seconds: bool) -> String {
         let l = &self.spec.latency;
         let (total, count) = match l.kind {
-            LatencyKind::Histogram | LatencyKind::Summary => (
-                self.sel(&self.series("_sum"), &[]),
-                self.sel(&self.series("_count"), &[]),
-            ),
+            LatencyKind::Histogram | LatencyKind::Summary => {
+                (self.series("_sum"), self.series("_count"))
+            }
             LatencyKind::Counter => {
                 let count = match &l.count {
                     Some(c) => vec![c.clone()],
                     None => self.spec.request_metrics(),
                 };
-                (self.sel(&self.series(""), &[]), self.sel(&count, &[]))
+                (self.series(""), count)
             }
         };
-        let e = format!("{} / {}", self.sum(f, total, w), self.sum(f, count, w));
+        let e = format!(
+            "{} / {}",
+            self.sum_of(f, &total, &[], w),
+            self.sum_of(f, &count, &[], w)
+        );
         if seconds { self.in_seconds(e) } else { e }
     }
 
@@ -313,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             q("triton").error_ratio(w),
-            "(sum(increase(nv_inference_request_failure{job=\"j\"}[10000ms])) or vector(0)) / sum(increase({__name__=~\"nv_inference_request_success|nv_inference_request_failure\",job=\"j\"}[10000ms]))"
+            "(sum(increase(nv_inference_request_failure{job=\"j\"}[10000ms])) or vector(0)) / ((sum(increase(nv_inference_request_success{job=\"j\"}[10000ms])) or vector(0)) + (sum(increase(nv_inference_request_failure{job=\"j\"}[10000ms])) or vector(0)))"
         );
         assert_eq!(
             q("triton").latency_mean(w),

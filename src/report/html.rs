@@ -138,7 +138,16 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
         p90.insert(
             0,
             line(
-                &format!("Prometheus P90 (rate over {})", c.window),
+                &format!(
+                    "Prometheus {} (rate over {})",
+                    // Conventions without buckets chart the mean instead.
+                    if c.p90_promql.starts_with("histogram_quantile") {
+                        "P90"
+                    } else {
+                        "mean"
+                    },
+                    c.window
+                ),
                 PROM,
                 clock.prom(&c.p90, 1.0),
             ),

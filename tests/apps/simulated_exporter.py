@@ -283,6 +283,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    # The default listen backlog (5) refuses connections under a burst.
+    http.server.ThreadingHTTPServer.request_queue_size = 128
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(f"listening on {server.server_address[1]}", flush=True)
