@@ -25,15 +25,20 @@ fn init(sb: &Sandbox, app: &App, extra: &[&str]) -> (std::process::Output, std::
     (sb.run(&args), dir)
 }
 
-/// init → check → run, all exit 0; init named the expected preset.
+/// init → check → run against a service that has served nothing yet, all
+/// exit 0; init named the expected preset.
 fn first_verdict(kind: &str, preset: &str) {
-    let Some(app) = App::real(kind) else { return };
+    let Some(app) = App::real_cold(kind) else {
+        return;
+    };
     let sb = Sandbox::new();
     let (o, dir) = init(&sb, &app, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     let out = stdout(&o);
     assert!(out.contains(&format!("(preset \"{preset}\")")), "{out}");
     assert!(out.contains("slocheck run "), "{out}");
+    // A fresh exporter shows no series until its first request.
+    assert!(out.contains("sent one POST /predict"), "{out}");
     let scenario = dir.join("scenario.toml");
     let text = std::fs::read_to_string(&scenario).expect("scenario written");
     assert!(text.contains(&format!("preset = \"{preset}\"")), "{text}");

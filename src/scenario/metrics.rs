@@ -297,3 +297,75 @@ pub(super) fn check_answerable(spec: &MetricsSpec, expects: &[S<RawExpect>], cx:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::metrics::{Errors, LatencyKind, MetricsSpec, Selector, Unit, preset};
+
+    fn spec(metrics: &str) -> Result<MetricsSpec, String> {
+        let text =
+            format!("[metrics]\n{metrics}\n[[phase]]\nname = \"p\"\nduration = \"5s\"\nrate = 1\n");
+        crate::scenario::parse_str(&text, Path::new("t.toml"))
+            .map(|l| l.plan.metrics)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn no_table_and_an_empty_table_are_the_tutorial() {
+        assert_eq!(spec("").unwrap(), MetricsSpec::default());
+    }
+
+    #[test]
+    fn keys_override_the_preset() {
+        let s = spec("preset = \"triton\"\nlatency_unit = \"ms\"\nselector = '{model=\"iris\"}'")
+            .unwrap();
+        assert_eq!(s.preset, "triton");
+        assert_eq!(s.latency.unit, Unit::Millis);
+        assert_eq!(s.latency.kind, LatencyKind::Counter);
+        assert_eq!(s.selector, vec!["model=\"iris\"".to_string()]);
+
+        let s = spec("preset = \"opentelemetry\"\nrequests = [\"a_total\", \"b_total\"]\nerror_counter = 'fails_total{kind!=\"client\"}'").unwrap();
+        assert_eq!(
+            s.requests,
+            vec!["a_total".to_string(), "b_total".to_string()]
+        );
+        assert_eq!(
+            s.errors,
+            Errors::Counter(Selector {
+                name: "fails_total".into(),
+                matchers: vec!["kind!=\"client\"".into()]
+            })
+        );
+
+        // A status label on a preset with a failure counter switches it.
+        let s = spec("preset = \"tgi\"\nstatus_label = \"code\"").unwrap();
+        assert_eq!(
+            s.errors,
+            Errors::Status {
+                label: "code".into(),
+                matcher: "5..".into()
+            }
+        );
+        let s = spec("preset = \"istio\"\nrequests = \"_count\"\nlatency = \"x_seconds_bucket\"")
+            .unwrap();
+        assert!(s.requests.is_empty());
+        assert_eq!(s.latency.metric, "x_seconds");
+        assert_eq!(s.request_metrics(), vec!["x_seconds_count".to_string()]);
+        assert_eq!(
+            s.selector,
+            preset("istio").unwrap().spec().selector,
+            "the preset's own matchers stay"
+        );
+    }
+
+    #[test]
+    fn a_counter_latency_needs_a_count() {
+        let e = spec("latency_type = \"counter\"\nrequests = \"_count\"").unwrap_err();
+        assert!(
+            e.contains("metrics: a latency counter needs a request count"),
+            "{e}"
+        );
+    }
+}

@@ -24,15 +24,20 @@ impl App {
     /// `exporter_app.py KIND` (instrumentator, starlette, otel, otel-legacy);
     /// None when the test virtualenv is missing outside CI.
     pub fn real(kind: &str) -> Option<App> {
-        App::start("exporter_app.py", kind)
+        App::start("exporter_app.py", kind, true)
+    }
+
+    /// A real app that has served nothing yet (no series on /metrics).
+    pub fn real_cold(kind: &str) -> Option<App> {
+        App::start("exporter_app.py", kind, false)
     }
 
     /// `simulated_exporter.py KIND` (triton, torchserve, …).
     pub fn simulated(kind: &str) -> Option<App> {
-        App::start("simulated_exporter.py", kind)
+        App::start("simulated_exporter.py", kind, true)
     }
 
-    fn start(script: &str, kind: &str) -> Option<App> {
+    fn start(script: &str, kind: &str, warm: bool) -> Option<App> {
         let py = python()?;
         let mut child = Command::new(py)
             .arg(repo().join("tests/apps").join(script))
@@ -61,7 +66,9 @@ impl App {
             }
             Err(_) => panic!("{script} {kind} did not start within 30 s"),
         }
-        app.warm_up();
+        if warm {
+            app.warm_up();
+        }
         Some(app)
     }
 
