@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::outcome::{AlertSpan, AlertState, AlertTimeline};
 use super::phase::PhaseWindow;
-use crate::plan::{AlertExpectation, DelayDist, FaultSpec, Plan};
+use crate::plan::{AlertExpectation, DelayDist, FaultSpec, Plan, PrometheusPlan};
 
 /// Rebuilds contiguous state stretches from the sample times of the
 /// `pending` and `firing` series on a range query's grid. A state ends at the
@@ -151,27 +151,38 @@ pub fn resolve_bound(
 }
 
 /// The bounds an alert expectation is judged with: the scenario's own, else
-/// derived from the rule and the faults of its `fires_during` phase (the
-/// resolve bound drains the window filled at that phase's level).
+/// derived from the rule and `fires_faults`, the faults of its
+/// `fires_during` phase (the resolve bound drains the window filled at that
+/// phase's level).
+pub fn bounds(
+    a: &AlertExpectation,
+    rule: &RuleTiming,
+    fires_faults: Option<&FaultSpec>,
+    pp: &PrometheusPlan,
+) -> AppliedBounds {
+    let fill = fires_faults.and_then(|f| fill_fraction(rule, f));
+    let (scrape, eval) = (pp.scrape_interval, pp.evaluation_interval);
+    AppliedBounds {
+        fire_within: a.fires_during.as_ref().map(|_| {
+            a.fire_within
+                .unwrap_or_else(|| fire_bound(rule, fill, scrape, eval))
+        }),
+        resolve_within: a.resolves_during.as_ref().map(|_| {
+            a.resolve_within
+                .unwrap_or_else(|| resolve_bound(rule, fill, scrape, eval))
+        }),
+    }
+}
+
+/// `bounds` before any run (`slocheck check`): the `fires_during` phase is
+/// found in the plan.
 pub fn applied_bounds(a: &AlertExpectation, rule: &RuleTiming, plan: &Plan) -> AppliedBounds {
-    let pp = &plan.prometheus;
-    let fill = a
+    let faults = a
         .fires_during
         .as_ref()
         .and_then(|n| plan.phases.iter().find(|p| &p.name == n))
-        .and_then(|p| fill_fraction(rule, &p.faults));
-    AppliedBounds {
-        fire_within: a.fires_during.as_ref().map(|_| {
-            a.fire_within.unwrap_or_else(|| {
-                fire_bound(rule, fill, pp.scrape_interval, pp.evaluation_interval)
-            })
-        }),
-        resolve_within: a.resolves_during.as_ref().map(|_| {
-            a.resolve_within.unwrap_or_else(|| {
-                resolve_bound(rule, fill, pp.scrape_interval, pp.evaluation_interval)
-            })
-        }),
-    }
+        .map(|p| &p.faults);
+    bounds(a, rule, faults, &plan.prometheus)
 }
 
 /// Bounds actually applied (explicit or derived), for the report.

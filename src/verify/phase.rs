@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::plan::AlertExpectation;
+use crate::plan::{AlertExpectation, FaultSpec};
 
 /// One phase's wall-clock window, and whether the target was scraped in it
 /// (without scrapes, "the alert did not fire" proves nothing).
@@ -16,6 +16,8 @@ pub struct PhaseWindow {
     pub scraped: bool,
     /// Ratio of requests the fault plan failed in this phase.
     pub injected_error_ratio: Option<f64>,
+    /// The faults the scenario asked for in this phase.
+    pub faults: FaultSpec,
 }
 
 /// A recorded phase, resolved once from its name. Only `Phases::resolve`
@@ -115,6 +117,7 @@ mod tests {
             end_ms: b,
             scraped: true,
             injected_error_ratio: None,
+            faults: FaultSpec::default(),
         };
         Phases::new(vec![p("baseline", 10, 20), p("spike", 20, 30)])
     }

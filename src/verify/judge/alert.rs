@@ -6,21 +6,27 @@
 use super::{Context, Judged};
 use crate::plan::AlertExpectation;
 use crate::timeutil::human;
-use crate::verify::alert::{AppliedBounds, applied_bounds, describe, overlaps, secs_between};
+use crate::verify::alert::{
+    AppliedBounds, RuleTiming, applied_bounds, bounds, describe, overlaps, secs_between,
+};
 use crate::verify::bound;
 use crate::verify::observation::AlertObs;
 use crate::verify::outcome::{AlertSpan, AlertState, QueryEvidence, Verdict};
 use crate::verify::phase::PhaseWindow;
 use crate::verify::queries;
 
-fn bounds(a: &AlertExpectation, cx: &Context<'_>) -> AppliedBounds {
-    let rule = cx.rules.get(&a.alert).copied().unwrap_or_default();
-    applied_bounds(a, &rule, cx.plan)
+fn rule(a: &AlertExpectation, cx: &Context<'_>) -> RuleTiming {
+    cx.rules.get(&a.alert).copied().unwrap_or_default()
+}
+
+/// The expectation in words with the bounds found in the plan, for a
+/// result with nothing observed.
+pub fn expected_unobserved(a: &AlertExpectation, cx: &Context<'_>) -> String {
+    expected(a, applied_bounds(a, &rule(a, cx), cx.plan))
 }
 
 /// The expectation in words with the bounds actually applied.
-pub fn expected(a: &AlertExpectation, cx: &Context<'_>) -> String {
-    let bounds = bounds(a, cx);
+fn expected(a: &AlertExpectation, bounds: AppliedBounds) -> String {
     let how = |given: bool| if given { "" } else { " (derived)" };
     let mut words = Vec::new();
     if !a.silent_during.is_empty() {
@@ -38,7 +44,9 @@ pub fn expected(a: &AlertExpectation, cx: &Context<'_>) -> String {
 }
 
 pub fn judge(o: &AlertObs<'_>, cx: &Context<'_>) -> Judged {
-    let mut j = Judged::new(expected(o.spec, cx));
+    let fires_faults = o.phases.fires.map(|id| &cx.phases.get(id).faults);
+    let bounds = bounds(o.spec, &rule(o.spec, cx), fires_faults, &cx.plan.prometheus);
+    let mut j = Judged::new(expected(o.spec, bounds));
     let clauses = Clauses {
         silent: o
             .phases
@@ -49,7 +57,7 @@ pub fn judge(o: &AlertObs<'_>, cx: &Context<'_>) -> Judged {
         fires: o.phases.fires.map(|id| cx.phases.get(id)),
         resolves: o.phases.resolves.map(|id| cx.phases.get(id)),
     };
-    let l = lifecycle(&o.timeline.spans, &clauses, bounds(o.spec, cx));
+    let l = lifecycle(&o.timeline.spans, &clauses, bounds);
     j.verdict = l.verdict;
     j.reason = l.reason;
     j.observed = describe(&o.timeline.spans, cx.phases.origin_ms());
@@ -315,6 +323,57 @@ mod tests {
         assert_eq!(j.client, ["/api/v1/alerts at verification: firing"]);
         assert_eq!(j.queries[0].start_ms, Some(0));
         assert_eq!(j.queries[0].at_ms, 60 * S);
+    }
+
+    #[test]
+    fn derived_bounds_use_the_resolved_phase_faults() {
+        let plan = plan();
+        let rules = BTreeMap::from([(
+            "HighErrorRate".to_string(),
+            RuleTiming {
+                window: Some(Duration::from_secs(15)),
+                threshold: Some(0.05),
+                quantile: None,
+                for_: Duration::from_secs(15),
+                keep_firing_for: Duration::ZERO,
+            },
+        )]);
+        let mut windows = phases().all().to_vec();
+        windows[1].faults.error = Some(crate::plan::ErrorFault {
+            ratio: 0.2,
+            status: 503,
+        });
+        let ph = Phases::new(windows);
+        let cx = context(&plan, &rules, &ph);
+        let spec = AlertExpectation {
+            fire_within: None,
+            resolve_within: None,
+            ..exp()
+        };
+        let o = AlertObs {
+            spec: &spec,
+            phases: AlertPhases::resolve(&spec, &ph).expect("phases ran"),
+            timeline: timeline("HighErrorRate", &[], &secs(33..50), (0, 60 * S), S, None),
+        };
+        let j = judge(&o, &cx);
+        // 15 s × 0.05 / 0.2 + 15 s + 6 s = 24.75 s; 15 s × 0.75 + 6 s = 17.25 s.
+        assert!(
+            j.expected.contains("within 24.8s (derived)")
+                && j.expected.contains("within 17.2s (derived)"),
+            "{}",
+            j.expected
+        );
+        assert_eq!(j.verdict, Verdict::Pass, "{}", j.reason);
+        // Fired 23 s into the spike: within the derived 24.75 s; 25 s is not.
+        let late = AlertObs {
+            timeline: timeline("HighErrorRate", &[], &secs(35..50), (0, 60 * S), S, None),
+            ..o
+        };
+        let reason = judge(&late, &cx).reason;
+        assert!(
+            reason.contains("fired 25.0s after \"spike\" started, later than the bound of 24.8s"),
+            "{reason}"
+        );
     }
 
     #[test]

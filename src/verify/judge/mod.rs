@@ -127,7 +127,7 @@ fn expected(kind: &ExpectKind, cx: &Context<'_>) -> String {
             aggregate,
             bound,
         } => value::promql_expected(expr, phase, *aggregate, bound),
-        ExpectKind::Alert(a) => alert::expected(a, cx),
+        ExpectKind::Alert(a) => alert::expected_unobserved(a, cx),
         ExpectKind::Notified(n) => n.describe(),
     }
 }
@@ -187,6 +187,7 @@ pub(crate) mod testkit {
             end_ms: b * S,
             scraped: true,
             injected_error_ratio: None,
+            faults: Default::default(),
         };
         Phases::new(vec![
             p("baseline", 0, 10),

@@ -220,9 +220,14 @@ impl Delivered {
             c.rel(fired),
             c.rel(first.at_ms)
         ));
+        self.check_delay("firing", "fired", delay, bound);
+    }
+
+    /// A notification later than its bound after the alert's `event`.
+    fn check_delay(&mut self, what: &str, event: &str, delay: Duration, bound: Duration) {
         if delay > bound {
             self.failures.push(format!(
-                "the firing notification arrived {} after the alert fired, over the bound of {}",
+                "the {what} notification arrived {} after the alert {event}, over the bound of {}",
                 human(delay),
                 human(bound)
             ));
@@ -273,13 +278,7 @@ impl Delivered {
                     c.rel(resolved),
                     c.rel(h.at_ms)
                 ));
-                if delay > bound {
-                    self.failures.push(format!(
-                        "the resolved notification arrived {} after the alert resolved, over the bound of {}",
-                        human(delay),
-                        human(bound)
-                    ));
-                }
+                self.check_delay("resolved", "resolved", delay, bound);
             }
             None if resolved + ms(bound) > c.collected_ms() => {
                 self.inconclusive = Some(format!(

@@ -142,6 +142,11 @@ impl<'a> Observer<'_, 'a> {
                 end_ms: unix_ms(p.end),
                 scraped,
                 injected_error_ratio: p.injected_error_ratio(),
+                // The one join of a recorded phase with its plan.
+                faults: (self.inp.plan.phases.iter())
+                    .find(|planned| planned.name == p.name)
+                    .map(|planned| planned.faults.clone())
+                    .unwrap_or_default(),
             });
         }
         Ok(out)
