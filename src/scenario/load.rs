@@ -51,7 +51,9 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
             .ok()
             .and_then(NonZeroUsize::new)
         {
-            Some(n) => Some(n),
+            Some(n) => {
+                within_open_files(n.get() as u64, &m.span(), "load.max_in_flight", cx).then_some(n)
+            }
             None => {
                 cx.error(
                     &m.span(),
@@ -85,6 +87,7 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
             let concurrency = match &l.concurrency {
                 Some(c) => cx
                     .positive_u32(c, "load.concurrency", "concurrency")
+                    .filter(|&n| within_open_files(n.into(), &c.span(), "load.concurrency", cx))
                     .and_then(NonZeroU32::new),
                 None => {
                     cx.error_hint(
@@ -115,6 +118,34 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
             rate,
         }),
         _ => None,
+    }
+}
+
+/// The open-files limit of this process (`ulimit -n`), `None` when it is
+/// unlimited or cannot be read.
+fn open_files_limit() -> Option<u64> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    (soft != RLIM_INFINITY).then_some(soft)
+}
+
+/// Every connection is an open file, so a concurrency or in-flight bound
+/// above the open-files limit cannot be served: a run would fail to connect
+/// (or spawn that many workers) instead of measuring the service.
+fn within_open_files(n: u64, span: &std::ops::Range<usize>, path: &str, cx: &mut Ctx<'_>) -> bool {
+    match open_files_limit() {
+        Some(limit) if n > limit => {
+            cx.error_hint(
+                span,
+                path,
+                format!(
+                    "{n} connections exceed this machine's open-files limit ({limit}, `ulimit -n`)"
+                ),
+                "every connection is an open file: lower the value, or raise the limit with `ulimit -n`",
+            );
+            false
+        }
+        _ => true,
     }
 }
 
@@ -216,9 +247,12 @@ pub(super) fn resolve_phase(
                 ok = false;
             }
             let c = match &p.concurrency {
-                Some(c) => cx
-                    .positive_u32(c, &join(path, "concurrency"), "concurrency")
-                    .and_then(NonZeroU32::new),
+                Some(c) => {
+                    let key = join(path, "concurrency");
+                    cx.positive_u32(c, &key, "concurrency")
+                        .filter(|&n| within_open_files(n.into(), &c.span(), &key, cx))
+                        .and_then(NonZeroU32::new)
+                }
                 None => Some(concurrency),
             };
             ok &= c.is_some();
