@@ -162,22 +162,7 @@ async fn execute(
     check_inputs(&plan, &rule_files)?;
 
     let target_url = env.start_target(&plan).await?;
-    let source = match &plan.prometheus.url {
-        Some(url) => PromSource::External { url: url.clone() },
-        None => PromSource::Managed {
-            bin: opts.prometheus_bin.clone(),
-        },
-    };
-    let setup = PromSetup {
-        source,
-        rules: rule_files,
-        alerting: plan.alertmanager.as_ref().map(|am| AlertingSetup {
-            plan: am,
-            bin: opts.alertmanager_bin.as_deref(),
-            live_receivers: opts.live_receivers,
-        }),
-        keep_run_dir: opts.keep_run_dir,
-    };
+    let setup = prom_setup(opts, &plan, rule_files);
     let prom = env
         .start_prometheus(&plan, setup, &target_url, cancel, interrupt)
         .await?;
@@ -219,6 +204,26 @@ async fn execute(
     tokio::select! {
         r = verify_and_chart(observed, session) => r,
         _ = cancel.cancelled() => Err(interrupted()),
+    }
+}
+
+/// The Prometheus side of a run as the scenario and command line ask.
+fn prom_setup<'a>(opts: &'a RunOptions, plan: &'a Plan, rules: Vec<RuleFile>) -> PromSetup<'a> {
+    let source = match &plan.prometheus.url {
+        Some(url) => PromSource::External { url: url.clone() },
+        None => PromSource::Managed {
+            bin: opts.prometheus_bin.clone(),
+        },
+    };
+    PromSetup {
+        source,
+        rules,
+        alerting: plan.alertmanager.as_ref().map(|am| AlertingSetup {
+            plan: am,
+            bin: opts.alertmanager_bin.as_deref(),
+            live_receivers: opts.live_receivers,
+        }),
+        keep_run_dir: opts.keep_run_dir,
     }
 }
 

@@ -46,41 +46,10 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
         }
         None => None,
     };
-    let max_in_flight = match &l.max_in_flight {
-        Some(m) => match usize::try_from(*m.get_ref())
-            .ok()
-            .and_then(NonZeroUsize::new)
-        {
-            Some(n) => {
-                within_open_files(n.get() as u64, &m.span(), "load.max_in_flight", cx).then_some(n)
-            }
-            None => {
-                cx.error(
-                    &m.span(),
-                    "load.max_in_flight",
-                    format!("max_in_flight must be > 0, got {}", m.get_ref()),
-                );
-                None
-            }
-        },
-        None => NonZeroUsize::new(1000),
-    };
+    let max_in_flight = resolve_max_in_flight(l.max_in_flight.as_ref(), cx);
     let mode = match mode {
         RawMode::Open => {
-            for (key, span) in [
-                ("concurrency", l.concurrency.as_ref().map(S::span)),
-                ("think_time", l.think_time.as_ref().map(S::span)),
-            ] {
-                if let Some(span) = span {
-                    cx.error_hint(
-                        &span,
-                        &join("load", key),
-                        format!("{key} applies to closed mode only"),
-                        "set mode = \"closed\" or remove it",
-                    );
-                    ok = false;
-                }
-            }
+            ok &= no_closed_keys(l, cx);
             Some(LoadMode::Open)
         }
         RawMode::Closed => {
@@ -118,6 +87,45 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
             rate,
         }),
         _ => None,
+    }
+}
+
+/// Open mode: `concurrency` and `think_time` would be silently ignored.
+fn no_closed_keys(l: &RawLoad, cx: &mut Ctx<'_>) -> bool {
+    let mut ok = true;
+    for (key, span) in [
+        ("concurrency", l.concurrency.as_ref().map(S::span)),
+        ("think_time", l.think_time.as_ref().map(S::span)),
+    ] {
+        if let Some(span) = span {
+            cx.error_hint(
+                &span,
+                &join("load", key),
+                format!("{key} applies to closed mode only"),
+                "set mode = \"closed\" or remove it",
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// `load.max_in_flight`: > 0 and servable; 1000 when not given.
+fn resolve_max_in_flight(m: Option<&S<i64>>, cx: &mut Ctx<'_>) -> Option<NonZeroUsize> {
+    let Some(m) = m else {
+        return NonZeroUsize::new(1000);
+    };
+    let key = "load.max_in_flight";
+    match usize::try_from(*m.get_ref())
+        .ok()
+        .and_then(NonZeroUsize::new)
+    {
+        Some(n) => within_open_files(n.get() as u64, &m.span(), key, cx).then_some(n),
+        None => {
+            let msg = format!("max_in_flight must be > 0, got {}", m.get_ref());
+            cx.error(&m.span(), key, msg);
+            None
+        }
     }
 }
 
