@@ -70,7 +70,9 @@ impl Error {
                 _ => exit::ENVIRONMENT,
             },
             Error::Alertmanager(e) => match e {
-                AmError::ConfigParse { .. } | AmError::ConfigShape { .. } => exit::INVALID,
+                AmError::ConfigRead { .. }
+                | AmError::ConfigParse { .. }
+                | AmError::ConfigShape { .. } => exit::INVALID,
                 AmError::Cancelled(_) => exit::INTERRUPTED,
                 _ => exit::ENVIRONMENT,
             },

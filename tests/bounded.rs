@@ -174,17 +174,30 @@ fn input_files_past_64_mib_are_refused_naming_the_limit() {
     );
     let o = check(&sb, &sc);
     one_line_error(&o, 2, limit);
+    let am = big("am.yml");
+    let sc = sb.write(
+        "am.toml",
+        &format!(
+            "[prometheus]\nrule_files = []\n\n[alertmanager]\nconfig = {:?}\n\n[[phase]]\nname = \"only\"\nduration = \"1s\"\nrate = 1\n",
+            am.display().to_string()
+        ),
+    );
+    let o = check(&sb, &sc);
+    one_line_error(
+        &o,
+        2,
+        &format!(
+            "cannot read the alertmanager config {}: {limit}",
+            am.display()
+        ),
+    );
 }
 
 #[test]
 fn an_endless_pipe_as_body_file_stops_at_the_limit_with_bounded_memory() {
     let sb = Sandbox::new();
     let fifo = sb.path().join("body.jsonl");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    common::mkfifo(&fifo);
     // `yes` writes JSON lines until the reader goes away.
     let mut writer = std::process::Command::new("sh")
         .args([

@@ -100,6 +100,28 @@ fn exit_2_for_a_prometheus_url_that_is_not_http_in_run_and_doctor_alike() {
 }
 
 #[test]
+fn exit_2_for_a_target_url_that_is_not_http() {
+    let sb = Sandbox::new();
+    for cmd in ["run", "load"] {
+        let o = sb.run(&[
+            cmd,
+            "tests/fixtures/bad-run/external.toml",
+            "--target-url",
+            "ftp://127.0.0.1:8080/",
+        ]);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).starts_with(
+                "slocheck: error: target URL ftp://127.0.0.1:8080/ is not an http(s) URL"
+            ),
+            "{}",
+            dump(&o)
+        );
+    }
+    sb.assert_clean();
+}
+
+#[test]
 fn exit_2_for_a_malformed_command_line() {
     let o = Sandbox::new().run(&["run"]);
     assert_exit(&o, 2);

@@ -151,11 +151,7 @@ fn slow_second_sigint_exits_at_once_and_prometheus_still_dies() {
 fn a_fifo_scenario_that_never_opens_ends_on_the_first_signal() {
     let sb = Sandbox::new();
     let fifo = sb.path().join("scenario.toml");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    common::mkfifo(&fifo);
     let fifo = fifo.to_str().expect("utf-8");
     for (cmd, sig, want) in [
         ("check", Signal::SIGINT, 130),
@@ -185,11 +181,7 @@ fn a_fifo_scenario_that_never_opens_ends_on_the_first_signal() {
 fn a_fifo_scenario_that_is_written_is_read() {
     let sb = Sandbox::new();
     let fifo = sb.path().join("scenario.toml");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    common::mkfifo(&fifo);
     // Default rule files resolve against the scenario's folder: none here.
     let text = std::fs::read_to_string(common::repo().join("tests/fixtures/good/minimal.toml"))
         .expect("fixture")

@@ -23,6 +23,13 @@ pub enum AmError {
         #[source]
         source: std::io::Error,
     },
+    /// The user's config cannot be read (too large, a pipe, unreadable).
+    #[error("cannot read the alertmanager config {}: {}", path.display(), crate::prom::rules::io_text(source))]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading alertmanager config {}: {message} (hint: check it with `amtool check-config`)", path.display())]
     ConfigParse { path: PathBuf, message: String },
     #[error("alertmanager config {}: {message}", path.display())]

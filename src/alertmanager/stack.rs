@@ -76,8 +76,7 @@ fn build_config(
     };
     let text =
         crate::input::read_to_string(path, crate::input::Pipes::Refused).map_err(|source| {
-            AmError::Io {
-                what: "read the alertmanager config",
+            AmError::ConfigRead {
                 path: path.clone(),
                 source,
             }

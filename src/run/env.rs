@@ -94,6 +94,12 @@ impl Env {
                 url
             }
             TargetPlan::External { url } => {
+                // `--target-url` is not checked by the scenario's rules.
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(Error::Invalid(format!(
+                        "target URL {url} is not an http(s) URL with a host (hint: use e.g. http://127.0.0.1:8000/)"
+                    )));
+                }
                 check_reachable(url).await?;
                 url.clone()
             }
