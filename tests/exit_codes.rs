@@ -184,6 +184,27 @@ fn exit_3_when_the_time_scaled_rule_copies_cannot_be_written() {
     sb.assert_clean();
 }
 
+#[test]
+fn exit_3_when_the_run_directory_cannot_be_created_with_its_cause_said_once() {
+    let sb = Sandbox::new();
+    let missing = sb.path().join("no-such-dir");
+    let o = sb
+        .command()
+        .args(["run", "tests/fixtures/bad-run/external.toml", "--quiet"])
+        .env("TMPDIR", &missing)
+        .output()
+        .expect("run slocheck");
+    assert_exit(&o, 3);
+    let err = stderr(&o);
+    let want = format!(
+        "slocheck: error: cannot create a run directory in {}: No such file or directory (os error 2)",
+        missing.display()
+    );
+    assert!(err.starts_with(&want), "{}", dump(&o));
+    assert_eq!(err.lines().count(), 1, "{}", dump(&o));
+    assert_eq!(err.matches("No such file").count(), 1, "{}", dump(&o));
+}
+
 /// `slocheck load` against its built-in target, signalled once the load runs.
 fn interrupted_load(sig: Signal) -> Option<i32> {
     let sb = Sandbox::new();
