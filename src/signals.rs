@@ -1,6 +1,7 @@
 //! Ctrl-C and SIGTERM: the first one cancels the run (load stops, children
 //! are stopped in order, a partial report is written); a second one exits at
-//! once (children die with us through their parent-death signal).
+//! once, after killing the children and removing the run directory (any
+//! child missed dies with us through its parent-death signal).
 //! Blocking work before a run (reading files that may be pipes) is raced
 //! against the first signal, so no stage can ignore it.
 
