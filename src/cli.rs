@@ -312,7 +312,11 @@ async fn dispatch(cmd: Command) -> u8 {
             crate::init::init(&opts).await
         }
         Command::Rules(a) => crate::init::rules(&a.preset),
-        Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
+        Command::Check(a) => {
+            signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
+                .await
+                .map(|()| exit::PASS)
+        }
         Command::Target(a) => target::serve_until_signal(a.into())
             .await
             .map(|()| exit::PASS)
@@ -322,7 +326,7 @@ async fn dispatch(cmd: Command) -> u8 {
         Ok(code) => code,
         Err(Error::Interrupted(code)) => code,
         Err(e) => {
-            eprintln!("slocheck: error: {e}");
+            eprintln!("slocheck: error: {}", e.full());
             e.exit_code()
         }
     }
