@@ -60,6 +60,20 @@ pub struct Session {
     pub charts: Option<report::ChartSeries>,
 }
 
+impl Session {
+    /// What the run produced so far, as the plain data a report reads.
+    fn data(&self) -> report::RunData<'_> {
+        report::RunData {
+            record: self.record.as_ref(),
+            outcome: self.outcome.as_ref(),
+            scaled: &self.scaled,
+            prometheus_url: self.prometheus_url.as_ref().map(Url::as_str),
+            prometheus_version: self.prometheus_version.as_deref(),
+            charts: self.charts.as_ref(),
+        }
+    }
+}
+
 /// Applies command-line overrides to a loaded scenario.
 pub fn apply_overrides(
     plan: &mut Plan,
@@ -129,7 +143,7 @@ fn write_reports(
     let Some(plan) = &session.plan else {
         return;
     };
-    let rep = Report::new(plan, session, status, code, error.map(Error::full));
+    let rep = Report::new(plan, &session.data(), status, code, error.map(Error::full));
     if session.record.is_some() {
         let mut out = std::io::stdout().lock();
         // A closed stdout (e.g. `| head`) must not change the verdict.
@@ -338,9 +352,10 @@ async fn verify_and_chart(v: VerifyInputs<'_>, session: &mut Session) -> Result<
     };
     session.outcome = Some(verify::verify(&v.prom.client, &inputs).await?);
     if v.charts {
-        let threshold = report::series::error_threshold(&v.prom.timings);
+        let threshold = verify::observe::charts::error_threshold(&v.prom.timings);
         let charts =
-            report::series::collect(&v.prom.client, v.plan, v.record, until, threshold).await;
+            verify::observe::charts::collect(&v.prom.client, v.plan, v.record, until, threshold)
+                .await;
         // Charts are an aid to the reader; without them the verdict stands.
         match charts {
             Ok(c) => session.charts = Some(c),
