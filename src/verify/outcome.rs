@@ -178,10 +178,6 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.results.iter().all(ExpectationResult::passes_gate)
     }
-
-    pub fn count(&self, v: Verdict) -> usize {
-        self.results.iter().filter(|r| r.verdict == v).count()
-    }
 }
 
 #[cfg(test)]
