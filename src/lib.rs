@@ -10,6 +10,7 @@ pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod exit;
+pub mod k8s;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;
