@@ -51,6 +51,9 @@ pub enum Command {
     Init(InitArgs),
     /// Print the seed's recording and alerting rules rewritten for a metric convention.
     Rules(RulesArgs),
+    /// Kubernetes objects generated from the project's files (e.g. a PrometheusRule from rules/*.yml).
+    #[command(subcommand)]
+    K8s(crate::k8s::cmd::K8sCommand),
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +315,7 @@ async fn dispatch(cmd: Command) -> u8 {
             crate::init::init(&opts).await
         }
         Command::Rules(a) => crate::init::rules(&a.preset),
+        Command::K8s(c) => crate::k8s::cmd::run(c),
         Command::Check(a) => {
             signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
                 .await
