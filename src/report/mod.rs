@@ -62,6 +62,9 @@ pub struct Report {
     /// asked, e.g. the run failed before verification).
     #[serde(default)]
     pub charts: Option<ChartSeries>,
+    /// What every loaded rule did during the run (None: not observed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::RunCoverage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,6 +287,7 @@ impl Report {
             alerts,
             agreement,
             charts: s.charts.clone(),
+            coverage: s.coverage.clone(),
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub alertmanager_bin: Option<PathBuf>,
     /// Keep the user's real receivers (Slack, Teams…) beside the recorder.
     pub live_receivers: bool,
+    /// Write a `promtool test rules` replay of the run into this folder.
+    pub export_promtool: Option<PathBuf>,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -57,6 +59,8 @@ pub struct Session {
     pub prometheus_version: Option<String>,
     /// Prometheus's series for the HTML charts, asked after verification.
     pub charts: Option<report::ChartSeries>,
+    /// What every loaded rule did during the run.
+    pub coverage: Option<crate::coverage::RunCoverage>,
     /// Removed after the children stopped (they write into it).
     run_dir: Option<RunDirGuard>,
 }
@@ -81,6 +85,16 @@ pub fn apply_overrides(
 
 /// Runs the scenario and returns the exit code. Errors are printed here.
 pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interrupt) -> u8 {
+    run_reported(opts, cancel, interrupt).await.0
+}
+
+/// [`run`], also handing back the report (None when the scenario did not
+/// load) for a suite to collect.
+pub async fn run_reported(
+    opts: RunOptions,
+    cancel: CancellationToken,
+    interrupt: Interrupt,
+) -> (u8, Option<Report>) {
     let mut session = Session::default();
     let mut env = Env {
         query_timeout: opts.prometheus_timeout,
@@ -106,6 +120,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         Err(Error::Interrupted(c)) => (RunStatus::Aborted, *c),
         Err(e) => (RunStatus::Error, e.exit_code()),
     };
+    let mut report = None;
     if let Some(plan) = &session.plan {
         let rep = Report::new(
             plan,
@@ -130,6 +145,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         {
             eprintln!("slocheck: error: {e}");
         }
+        report = Some(rep);
     }
     if let Err(e) = &result
         && !matches!(e, Error::Interrupted(_))
@@ -139,7 +155,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
     if let Some(dir) = &kept_dir {
         eprintln!("slocheck: run directory kept at {}", dir.display());
     }
-    code
+    (code, report)
 }
 
 async fn execute(
@@ -160,6 +176,7 @@ async fn execute(
         loaded.plan.alertmanager = Some(crate::plan::AlertmanagerPlan::default());
     }
     let rule_files = rules::load_and_check(&loaded)?;
+    let loaded_rules = rule_files.clone();
     let plan = loaded.plan.clone();
     session.plan = Some(plan.clone());
     let managed = plan.prometheus.url.is_none();
@@ -306,6 +323,24 @@ async fn execute(
         _ = cancel.cancelled() => return Err(interrupted(interrupt)),
     };
     session.outcome = Some(outcome);
+    let after = AfterVerify {
+        client: &client,
+        plan: &plan,
+        record: &record,
+        loaded: &loaded_rules,
+        scaled: &session.scaled,
+        until,
+    };
+    tokio::select! {
+        c = after.coverage() => session.coverage = c,
+        _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+    }
+    if let (Some(dir), Some(outcome)) = (&opts.export_promtool, &session.outcome) {
+        tokio::select! {
+            _ = after.export(outcome, dir) => {}
+            _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+        }
+    }
     if opts.report_dir.is_some() {
         let threshold = report::series::error_threshold(&timings);
         let charts = tokio::select! {
@@ -319,6 +354,85 @@ async fn execute(
         }
     }
     Ok(())
+}
+
+/// What runs on the finished run besides verification: rule coverage and
+/// the promtool export. Neither changes the verdict; a failure is reported.
+struct AfterVerify<'a> {
+    client: &'a crate::prom::PromClient,
+    plan: &'a Plan,
+    record: &'a RunRecord,
+    /// The rule files as the scenario names them.
+    loaded: &'a [crate::prom::rules::RuleFile],
+    scaled: &'a [crate::prom::timescale::ScaledFile],
+    until: SystemTime,
+}
+
+impl AfterVerify<'_> {
+    async fn coverage(&self) -> Option<crate::coverage::RunCoverage> {
+        let step = self.plan.prometheus.evaluation_interval;
+        let start = self.record.started_at;
+        match crate::coverage::observe(self.client, self.loaded, start, self.until, step).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("slocheck: warning: no rule coverage: {e}");
+                None
+            }
+        }
+    }
+
+    /// The export replays the files Prometheus evaluated: the scaled copies,
+    /// or the originals when nothing was scaled.
+    async fn export(&self, outcome: &Outcome, dir: &std::path::Path) {
+        let rules = if self.plan.prometheus.time_scale != 1.0 && !self.scaled.is_empty() {
+            match self
+                .scaled
+                .iter()
+                .map(|s| crate::prom::rules::load(&s.scaled))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("slocheck: error: promtool export: {e}");
+                    return;
+                }
+            }
+        } else {
+            self.loaded.to_vec()
+        };
+        let inputs = crate::export::promtool::ExportInputs {
+            plan: self.plan,
+            record: self.record,
+            outcome,
+            rules: &rules,
+            until: self.until,
+        };
+        match crate::export::promtool::export(self.client, &inputs, dir).await {
+            Ok(x) => {
+                eprintln!(
+                    "slocheck: promtool test written to {} ({} input series, {} rule file(s))",
+                    x.test_file.display(),
+                    x.series,
+                    x.rule_files.len()
+                );
+                match x.promtool {
+                    Some(Ok(took)) => eprintln!(
+                        "slocheck: promtool test rules {}: SUCCESS in {}",
+                        x.test_file.display(),
+                        crate::timeutil::human(took)
+                    ),
+                    Some(Err(msg)) => eprintln!(
+                        "slocheck: warning: promtool test rules {} fails on the replay:\n{msg}",
+                        x.test_file.display()
+                    ),
+                    None => {
+                        eprintln!("slocheck: promtool not on PATH: the export was not test-run")
+                    }
+                }
+            }
+            Err(e) => eprintln!("slocheck: error: promtool export: {e}"),
+        }
+    }
 }
 
 type LoadTask = tokio::task::JoinHandle<Result<RunRecord, load::LoadError>>;
