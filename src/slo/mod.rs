@@ -3,6 +3,7 @@
 //! file generator (`rules`), the promtool unit tests generated beside it
 //! (`unittest`) and `slocheck slo rules` (`cmd`).
 
+pub mod bounds;
 pub mod cmd;
 pub mod rules;
 pub mod unittest;
