@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod export;
+pub mod input;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;

@@ -161,7 +161,7 @@ pub fn check_lines(plan: &Plan, files: &[RuleFile], scale: f64) -> Vec<String> {
             ));
             continue;
         };
-        let Some(i) = plan.phase_index(name) else {
+        let Some(i) = plan.phases.iter().position(|p| &p.name == name) else {
             continue;
         };
         let ratio = plan.phases[i].faults.error.map_or(0.0, |x| x.ratio);
