@@ -54,6 +54,8 @@ pub enum Command {
     /// Kubernetes objects generated from the project's files (e.g. a PrometheusRule from rules/*.yml).
     #[command(subcommand)]
     K8s(crate::k8s::cmd::K8sCommand),
+    /// SLOs: generate multi-window, multi-burn-rate alert rules (and their promtool tests).
+    Slo(crate::slo::cmd::SloArgs),
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +175,19 @@ pub struct RunArgs {
     /// (also on failure; the summary is appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// More scenario files or folders (of *.toml): run them all as one suite
+    /// with one exit code, JUnit file, summary and rule coverage.
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
+    /// Write a `promtool test rules` replay of the run (rule files + test) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub export_promtool: Option<PathBuf>,
+    /// Suites: run up to N scenarios at once (those that bind no fixed address).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Fail (exit 1) when an alerting rule never reached this state in any scenario.
+    #[arg(long, value_name = "STATE")]
+    pub require_coverage: Option<crate::coverage::Level>,
 }
 
 #[derive(Debug, Args)]
@@ -263,8 +278,29 @@ async fn dispatch(cmd: Command) -> u8 {
                 alertmanager: a.alertmanager,
                 alertmanager_bin: a.alertmanager_bin,
                 live_receivers: a.live_receivers,
+                export_promtool: a.export_promtool,
             };
-            return run::run(opts, cancel, interrupt).await;
+            let suite = !a.more.is_empty()
+                || opts.scenario.is_dir()
+                || a.jobs > 1
+                || a.require_coverage.is_some();
+            if !suite {
+                return run::run(opts, cancel, interrupt).await;
+            }
+            let mut paths = vec![opts.scenario.clone()];
+            paths.extend(a.more);
+            match crate::suite::expand(&paths) {
+                Ok(scenarios) => {
+                    let s = crate::suite::SuiteOptions {
+                        base: opts,
+                        scenarios,
+                        jobs: a.jobs.into(),
+                        require_coverage: a.require_coverage,
+                    };
+                    return crate::suite::run(s, cancel, interrupt).await;
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Load(a) => {
             let opts = loadcmd::LoadOptions {
@@ -316,6 +352,7 @@ async fn dispatch(cmd: Command) -> u8 {
         }
         Command::Rules(a) => crate::init::rules(&a.preset),
         Command::K8s(c) => crate::k8s::cmd::run(c),
+        Command::Slo(a) => crate::slo::cmd::run(&a),
         Command::Check(a) => {
             signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
                 .await

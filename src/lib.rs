@@ -6,10 +6,12 @@
 
 pub mod alertmanager;
 pub mod cli;
+pub mod coverage;
 pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod exit;
+pub mod export;
 pub mod init;
 pub mod input;
 pub mod k8s;
@@ -25,6 +27,8 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod signals;
+pub mod slo;
+pub mod suite;
 pub mod target;
 pub mod timeutil;
 pub mod verify;

@@ -164,6 +164,9 @@ pub fn check(path: &Path) -> Result<(), Error> {
             println!("{} {}: {}", e.id, a.alert, parts.join(", "));
         }
     }
+    for line in crate::slo::bounds::check_lines(plan, &files, scale) {
+        println!("{line}");
+    }
     Ok(())
 }
 

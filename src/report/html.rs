@@ -311,6 +311,9 @@ scrape {} ms, evaluation {} ms · Prometheus {} · slocheck {}</p>",
     if !r.phases.is_empty() {
         phases(r, &mut out)?;
         alerts(r, &mut out)?;
+        if let Some(c) = &r.coverage {
+            crate::coverage::render::run_html(c, &mut out)?;
+        }
         writeln!(out, "<h2>Charts</h2>")?;
         if r.charts.is_none() {
             writeln!(

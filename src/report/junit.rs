@@ -57,7 +57,8 @@ fn case(e: &ExpectationResult, class: &str) -> TestCase {
     c
 }
 
-fn suite(r: &Report) -> TestSuite {
+/// One run as one `<testsuite>` (a suite of runs writes one per scenario).
+pub fn suite(r: &Report) -> TestSuite {
     let class = format!("slocheck.{}", r.scenario.name);
     let mut s = TestSuite::new(r.scenario.name.as_str());
     let secs: f64 = r.phases.iter().map(|p| p.duration_seconds).sum();

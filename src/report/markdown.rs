@@ -98,7 +98,11 @@ pub fn write(r: &Report, mut out: impl Write) -> io::Result<()> {
         }
         writeln!(out)?;
     }
-    alerts(r, &mut out)
+    alerts(r, &mut out)?;
+    match &r.coverage {
+        Some(c) => crate::coverage::render::run_markdown(c, &mut out),
+        None => Ok(()),
+    }
 }
 
 fn alerts(r: &Report, out: &mut impl Write) -> io::Result<()> {

@@ -37,6 +37,8 @@ pub struct RunData<'a> {
     pub prometheus_url: Option<&'a str>,
     pub prometheus_version: Option<&'a str>,
     pub charts: Option<&'a ChartSeries>,
+    /// What every loaded rule did during the run.
+    pub coverage: Option<&'a crate::coverage::RunCoverage>,
 }
 
 /// Bumped on any incompatible change of the JSON layout.
@@ -76,6 +78,9 @@ pub struct Report {
     /// asked, e.g. the run failed before verification).
     #[serde(default)]
     pub charts: Option<ChartSeries>,
+    /// What every loaded rule did during the run (None: not observed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::RunCoverage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,6 +311,7 @@ impl Report {
             alerts,
             agreement,
             charts: run.charts.cloned(),
+            coverage: run.coverage.cloned(),
         }
     }
 }

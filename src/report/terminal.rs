@@ -86,6 +86,9 @@ pub fn write(r: &Report, out: &mut impl Write, color: bool) -> io::Result<()> {
     }
     alerts(r, out, &p)?;
     agreement(r, out, &p)?;
+    if let Some(c) = &r.coverage {
+        crate::coverage::render::run_terminal(c, out)?;
+    }
     writeln!(
         out,
         "\n{} passed, {} failed, {} inconclusive",

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub alertmanager_bin: Option<PathBuf>,
     /// Keep the user's real receivers (Slack, Teams…) beside the recorder.
     pub live_receivers: bool,
+    /// Write a `promtool test rules` replay of the run into this folder.
+    pub export_promtool: Option<PathBuf>,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -58,6 +60,8 @@ pub struct Session {
     pub prometheus_version: Option<String>,
     /// Prometheus's series for the HTML charts, asked after verification.
     pub charts: Option<report::ChartSeries>,
+    /// What every loaded rule did during the run.
+    pub coverage: Option<crate::coverage::RunCoverage>,
 }
 
 impl Session {
@@ -70,6 +74,7 @@ impl Session {
             prometheus_url: self.prometheus_url.as_ref().map(Url::as_str),
             prometheus_version: self.prometheus_version.as_deref(),
             charts: self.charts.as_ref(),
+            coverage: self.coverage.as_ref(),
         }
     }
 }
@@ -94,6 +99,16 @@ pub fn apply_overrides(
 
 /// Runs the scenario and returns the exit code. Errors are printed here.
 pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interrupt) -> u8 {
+    run_reported(opts, cancel, interrupt).await.0
+}
+
+/// [`run`], also handing back the report (None when the scenario did not
+/// load) for a suite to collect.
+pub async fn run_reported(
+    opts: RunOptions,
+    cancel: CancellationToken,
+    interrupt: Interrupt,
+) -> (u8, Option<Report>) {
     let mut session = Session::default();
     let mut env = Env {
         query_timeout: opts.prometheus_timeout,
@@ -119,7 +134,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         Err(Error::Interrupted(c)) => (RunStatus::Aborted, *c),
         Err(e) => (RunStatus::Error, e.exit_code()),
     };
-    write_reports(&opts, &session, status, code, result.as_ref().err());
+    let report = write_reports(&opts, &session, status, code, result.as_ref().err());
     if let Err(e) = &result
         && !matches!(e, Error::Interrupted(_))
     {
@@ -128,7 +143,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
     if let Some(dir) = &kept_dir {
         eprintln!("slocheck: run directory kept at {}", dir.display());
     }
-    code
+    (code, report)
 }
 
 /// The terminal summary (once load ran), `--json` and `--report-dir`, for
@@ -139,10 +154,8 @@ fn write_reports(
     status: RunStatus,
     code: u8,
     error: Option<&Error>,
-) {
-    let Some(plan) = &session.plan else {
-        return;
-    };
+) -> Option<Report> {
+    let plan = session.plan.as_ref()?;
     let rep = Report::new(plan, &session.data(), status, code, error.map(Error::full));
     if session.record.is_some() {
         let mut out = std::io::stdout().lock();
@@ -159,6 +172,7 @@ fn write_reports(
     {
         eprintln!("slocheck: error: {}", crate::error::chain(&e));
     }
+    Some(rep)
 }
 
 async fn execute(
@@ -176,6 +190,7 @@ async fn execute(
     check_inputs(&plan, &rule_files)?;
 
     let target_url = env.start_target(&plan).await?;
+    let loaded_rules = rule_files.clone();
     let setup = prom_setup(opts, &plan, rule_files);
     let prom = env
         .start_prometheus(&plan, setup, &target_url, cancel, interrupt)
@@ -214,6 +229,8 @@ async fn execute(
         prom: &prom,
         env,
         charts: opts.report_dir.is_some(),
+        loaded: &loaded_rules,
+        export: opts.export_promtool.as_deref(),
     };
     tokio::select! {
         r = verify_and_chart(observed, session) => r,
@@ -335,6 +352,89 @@ struct VerifyInputs<'a> {
     env: &'a Env,
     /// Also fetch the series for the HTML report's charts.
     charts: bool,
+    /// The rule files as the scenario names them (for coverage).
+    loaded: &'a [RuleFile],
+    /// `--export-promtool DIR`.
+    export: Option<&'a std::path::Path>,
+}
+
+/// What runs on the finished run besides verification: rule coverage and
+/// the promtool export. Neither changes the verdict; a failure is reported.
+struct AfterVerify<'a> {
+    client: &'a crate::prom::PromClient,
+    plan: &'a Plan,
+    record: &'a RunRecord,
+    /// The rule files as the scenario names them.
+    loaded: &'a [crate::prom::rules::RuleFile],
+    scaled: &'a [crate::prom::timescale::ScaledFile],
+    until: SystemTime,
+}
+
+impl AfterVerify<'_> {
+    async fn coverage(&self) -> Option<crate::coverage::RunCoverage> {
+        let step = self.plan.prometheus.evaluation_interval;
+        let start = self.record.started_at;
+        match crate::coverage::observe(self.client, self.loaded, start, self.until, step).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("slocheck: warning: no rule coverage: {e}");
+                None
+            }
+        }
+    }
+
+    /// The export replays the files Prometheus evaluated: the scaled copies,
+    /// or the originals when nothing was scaled.
+    async fn export(&self, outcome: &Outcome, dir: &std::path::Path) {
+        let rules = if self.plan.prometheus.time_scale != 1.0 && !self.scaled.is_empty() {
+            match self
+                .scaled
+                .iter()
+                .map(|s| crate::prom::rules::load(&s.scaled))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("slocheck: error: promtool export: {e}");
+                    return;
+                }
+            }
+        } else {
+            self.loaded.to_vec()
+        };
+        let inputs = crate::export::promtool::ExportInputs {
+            plan: self.plan,
+            record: self.record,
+            outcome,
+            rules: &rules,
+            until: self.until,
+        };
+        match crate::export::promtool::export(self.client, &inputs, dir).await {
+            Ok(x) => {
+                eprintln!(
+                    "slocheck: promtool test written to {} ({} input series, {} rule file(s))",
+                    x.test_file.display(),
+                    x.series,
+                    x.rule_files.len()
+                );
+                match x.promtool {
+                    Some(Ok(took)) => eprintln!(
+                        "slocheck: promtool test rules {}: SUCCESS in {}",
+                        x.test_file.display(),
+                        crate::timeutil::human(took)
+                    ),
+                    Some(Err(msg)) => eprintln!(
+                        "slocheck: warning: promtool test rules {} fails on the replay:\n{msg}",
+                        x.test_file.display()
+                    ),
+                    None => {
+                        eprintln!("slocheck: promtool not on PATH: the export was not test-run")
+                    }
+                }
+            }
+            Err(e) => eprintln!("slocheck: error: promtool export: {e}"),
+        }
+    }
 }
 
 /// Asks Prometheus about every expectation, then (for `--report-dir`) the
@@ -351,6 +451,18 @@ async fn verify_and_chart(v: VerifyInputs<'_>, session: &mut Session) -> Result<
         deliveries: deliveries.as_ref(),
     };
     session.outcome = Some(verify::verify(&v.prom.client, &inputs).await?);
+    let after = AfterVerify {
+        client: &v.prom.client,
+        plan: v.plan,
+        record: v.record,
+        loaded: v.loaded,
+        scaled: &v.env.scaled,
+        until,
+    };
+    session.coverage = after.coverage().await;
+    if let (Some(dir), Some(outcome)) = (v.export, &session.outcome) {
+        after.export(outcome, dir).await;
+    }
     if v.charts {
         let threshold = verify::observe::charts::error_threshold(&v.prom.timings);
         let charts =

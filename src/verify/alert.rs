@@ -97,7 +97,7 @@ pub struct RuleTiming {
 /// Delays that any alert sees on top of its own rule: a scrape must land, a
 /// rule evaluation must run, each at most one interval late, twice over for
 /// the rate() needing two samples; plus fixed slack for scheduling jitter.
-fn pipeline_lag(scrape: Duration, eval: Duration) -> Duration {
+pub(crate) fn pipeline_lag(scrape: Duration, eval: Duration) -> Duration {
     2 * scrape + 2 * eval + Duration::from_secs(2)
 }
 
