@@ -10,6 +10,7 @@ pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod exit;
+pub mod fault_protocol;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;

@@ -56,6 +56,11 @@ pub struct PhaseRecord {
     pub injected_errors: u64,
     /// Ground truth: requests the fault plan asked to delay.
     pub injected_delays: u64,
+    /// Requests that carried a fault header (status, delay or both).
+    pub faults_requested: u64,
+    /// Of those, responses acknowledging it (`x-slocheck-fault-applied`):
+    /// zero with faults requested means the target ignores the header.
+    pub faults_acknowledged: u64,
     /// Latency from the intended send time (coordinated-omission corrected),
     /// µs. In closed mode intended = actual send.
     pub latency_corrected: Histogram<u64>,
@@ -84,6 +89,12 @@ impl PhaseRecord {
     pub fn observed_error_ratio(&self) -> Option<f64> {
         let n = self.responses();
         (n > 0).then(|| self.server_errors() as f64 / n as f64)
+    }
+
+    /// Faults were asked for and not one was acknowledged: the target does
+    /// not implement the fault protocol (or a proxy strips its headers).
+    pub fn faults_ignored(&self) -> bool {
+        self.faults_requested > 0 && self.faults_acknowledged == 0
     }
 
     pub fn duration_secs(&self) -> f64 {

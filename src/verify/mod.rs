@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod bound;
+pub mod fault_ack;
 pub mod notify;
 pub mod outcome;
 pub mod queries;
@@ -90,7 +91,7 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
                 )
             }
         };
-        results.push(r);
+        results.push(fault_ack::apply(&e.kind, &inp.record.phases, r));
     }
     let mut agreement = Vec::with_capacity(inp.record.phases.len());
     for p in &inp.record.phases {
