@@ -228,22 +228,36 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// True when `token` is configured and the request presents it, in the
 /// `x-slocheck-fault-token` header or as `Authorization: Bearer <token>`.
 pub fn presents_token(headers: &HeaderMap, token: Option<&str>) -> bool {
+    presents_in(headers, TOKEN_HEADER, "", token)
+        || presents_in(
+            headers,
+            http::header::AUTHORIZATION.as_str(),
+            "Bearer ",
+            token,
+        )
+}
+
+/// True when `token` is configured and given as `Authorization: Bearer`.
+pub fn presents_bearer(headers: &HeaderMap, token: Option<&str>) -> bool {
+    presents_in(
+        headers,
+        http::header::AUTHORIZATION.as_str(),
+        "Bearer ",
+        token,
+    )
+}
+
+/// Some value of header `name`, after `prefix`, equals the token.
+fn presents_in(headers: &HeaderMap, name: &str, prefix: &str, token: Option<&str>) -> bool {
     let Some(token) = token else {
         return false;
     };
-    let matches =
-        |given: &str| constant_time_eq(given.trim_matches(is_ows).as_bytes(), token.as_bytes());
-    let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
     headers
-        .get_all(TOKEN_HEADER)
+        .get_all(name)
         .iter()
-        .filter_map(text)
-        .any(|v| matches(&v))
-        || headers
-            .get_all(http::header::AUTHORIZATION)
-            .iter()
-            .filter_map(text)
-            .any(|v| v.strip_prefix("Bearer ").is_some_and(matches))
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix(prefix))
+        .any(|given| constant_time_eq(given.trim_matches(is_ows).as_bytes(), token.as_bytes()))
 }
 
 /// The security rule: a fault header is honoured from the host itself, or

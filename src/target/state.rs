@@ -83,9 +83,10 @@ impl AppState {
         self.inner.admin_token.is_some()
     }
 
-    /// True when a token is configured and the request carries it.
+    /// True when a token is configured and the request carries it as
+    /// `Authorization: Bearer` (the admin API's only form).
     pub fn has_valid_token(&self, headers: &HeaderMap) -> bool {
-        fault_protocol::presents_token(headers, self.inner.admin_token.as_deref())
+        fault_protocol::presents_bearer(headers, self.inner.admin_token.as_deref())
     }
 
     /// Whether this request's `x-slocheck-fault` header is honoured. Without
