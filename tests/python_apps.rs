@@ -106,7 +106,7 @@ fn start(python: &Path, server: Server, dir: &Path, module: &str, sb: &Sandbox) 
             url: format!("http://127.0.0.1:{port}"),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if answers(port) {
                 return app;

@@ -48,29 +48,48 @@ def _command(kind: str, app_dir: pathlib.Path, app: str, port: int) -> List[str]
             f"127.0.0.1:{port}", "--threads", "16", "--log-level", "warning", app]
 
 
-def start(kind: str, app_dir: pathlib.Path, app: str, tmp: pathlib.Path,
-          env: Optional[Dict[str, str]] = None) -> Server:
-    """Starts the server, retrying on another port if one was taken, and
-    waits until it answers HTTP."""
-    last = ""
-    for attempt in range(3):
-        port = free_port()
-        log = tmp / f"{kind}-{port}.log"
-        full_env = {k: v for k, v in os.environ.items() if k != "SLOCHECK_FAULT_TOKEN"}
-        full_env.update(env or {})
-        proc = subprocess.Popen(_command(kind, app_dir, app, port), stdout=subprocess.DEVNULL,
-                                stderr=log.open("w"), env=full_env)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                httpx.get(url + "/metrics", timeout=1)
-                return Server(f"{kind}:{app}", url, proc, log)
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        stop(proc)
-        last = log.read_text(errors="replace")
-    raise RuntimeError(f"{kind} {app} did not start: {last}")
+def _spawn(kind: str, app_dir: pathlib.Path, app: str, env: Optional[Dict[str, str]],
+           tmp: pathlib.Path) -> Server:
+    port = free_port()
+    log = tmp / f"{kind}-{port}.log"
+    full_env = {k: v for k, v in os.environ.items() if k != "SLOCHECK_FAULT_TOKEN"}
+    full_env.update(env or {})
+    proc = subprocess.Popen(_command(kind, app_dir, app, port), stdout=subprocess.DEVNULL,
+                            stderr=log.open("w"), env=full_env)
+    return Server(f"{kind}:{app}", f"http://127.0.0.1:{port}", proc, log)
+
+
+def _serving(s: Server) -> bool:
+    try:
+        httpx.get(s.url + "/metrics", timeout=1)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def start_all(specs: Dict[str, tuple], tmp: pathlib.Path, timeout: float = 90) -> Dict[str, Server]:
+    """Starts every server at once (their imports overlap) and waits until
+    each answers HTTP; one whose port was taken meanwhile is retried on
+    another port."""
+    servers = {key: _spawn(*spec, tmp) for key, spec in specs.items()}
+    retries = {key: 2 for key in specs}
+    pending = set(servers)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for key in sorted(pending):
+            s = servers[key]
+            if _serving(s):
+                pending.discard(key)
+            elif s.proc.poll() is not None and retries[key] > 0:
+                retries[key] -= 1
+                servers[key] = _spawn(*specs[key], tmp)
+        time.sleep(0.1)
+    if pending:
+        for s in servers.values():
+            stop(s.proc)
+        logs = {key: servers[key].stderr() for key in pending}
+        raise RuntimeError(f"servers did not start: {logs}")
+    return servers
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -89,20 +108,28 @@ STYLES = {
     "starlette-add_middleware": ("uvicorn", APPS, "asgi_add_middleware:app"),
     "flask-wsgi": ("gunicorn", EXAMPLES, "flask_app:app"),
 }
+# One ASGI and one WSGI app started with a token configured.
+TOKEN = "s3cret-token"
+TOKEN_STYLES = ("fastapi-decorator", "flask-wsgi")
 
 
-@pytest.fixture(scope="session", params=sorted(STYLES))
-def server(request, tmp_path_factory):
-    kind, app_dir, app = STYLES[request.param]
-    s = start(kind, app_dir, app, tmp_path_factory.mktemp(request.param))
-    yield s
-    stop(s.proc)
+@pytest.fixture(scope="session")
+def all_servers(tmp_path_factory):
+    specs = {key: (*spec, None) for key, spec in STYLES.items()}
+    specs.update({
+        key + "+token": (*STYLES[key], {"SLOCHECK_FAULT_TOKEN": TOKEN}) for key in TOKEN_STYLES
+    })
+    servers = start_all(specs, tmp_path_factory.mktemp("servers"))
+    yield servers
+    for s in servers.values():
+        stop(s.proc)
 
 
-@pytest.fixture(scope="session", params=sorted(STYLES))
-def server_with_token(request, tmp_path_factory):
-    kind, app_dir, app = STYLES[request.param]
-    s = start(kind, app_dir, app, tmp_path_factory.mktemp(request.param + "-token"),
-              env={"SLOCHECK_FAULT_TOKEN": "s3cret-token"})
-    yield s
-    stop(s.proc)
+@pytest.fixture(params=sorted(STYLES))
+def server(request, all_servers):
+    return all_servers[request.param]
+
+
+@pytest.fixture(params=TOKEN_STYLES)
+def server_with_token(request, all_servers):
+    return all_servers[request.param + "+token"]

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from conftest import CASES
+from conftest import CASES, TOKEN
 
 PREDICT = "/predict"
 # Delays above this are left to the pure grammar tests (they would only slow
@@ -125,10 +125,10 @@ def test_token_lets_another_peer_inject(server_with_token):
     assert get(url, fault, local_address="127.0.0.2").status_code == 200
     wrong = {**fault, "x-slocheck-fault-token": "wrong"}
     assert get(url, wrong, local_address="127.0.0.2").status_code == 200
-    right = {**fault, "x-slocheck-fault-token": "s3cret-token"}
+    right = {**fault, "x-slocheck-fault-token": TOKEN}
     r = get(url, right, local_address="127.0.0.2")
     assert r.status_code == 503 and r.headers["x-slocheck-fault-applied"] == "status=503"
-    bearer = {**fault, "authorization": "Bearer s3cret-token"}
+    bearer = {**fault, "authorization": f"Bearer {TOKEN}"}
     assert get(url, bearer, local_address="127.0.0.2").status_code == 503
     # The host itself needs no token.
     assert get(url, fault).status_code == 503
