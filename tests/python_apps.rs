@@ -6,7 +6,8 @@
 //! `scenarios/external/` against it with a managed Prometheus and the
 //! production rules time-scaled. The same FastAPI app with the two lines
 //! removed must give the "ignores the fault header" inconclusive verdict.
-//! Each test takes about a minute (`slow_`).
+//! Each of those takes about a minute (`slow_`); the external scenarios'
+//! validity is checked fast.
 
 mod common;
 
@@ -265,4 +266,22 @@ fn slow_fastapi_without_the_middleware_is_inconclusive_not_failed() {
     assert_eq!(count(spike, "faults_acknowledged"), 0, "{spike}");
     assert_eq!(spike["status_classes"]["5xx"].as_u64(), Some(0), "{spike}");
     assert!(stdout(&o).contains(IGNORED), "{}", stdout(&o));
+}
+
+/// The external scenarios are valid without any app running (fast: `check`
+/// only validates and prints the timeline).
+#[test]
+fn external_scenarios_pass_check() {
+    let sb = Sandbox::new();
+    let dir = common::repo().join("scenarios/external");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("scenarios/external") {
+        let path = e.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let o = sb.run(&["check", path.to_str().expect("utf-8 path")]);
+            assert_eq!(o.status.code(), Some(0), "{}: {}", path.display(), dump(&o));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3, "fastapi error/latency spike and flask error spike");
 }
