@@ -12,7 +12,6 @@ pub mod router;
 pub mod server;
 pub mod state;
 
-pub use crate::fault_protocol::{FAULT_HEADER, FaultHeaderError};
 pub use faults::{DelayConfig, FaultConfig, FaultConfigError, InjectedFault, LatencyConfig};
 pub use router::app;
 pub use server::{TargetArgs, TargetConfig, TargetError, TargetHandle, serve_until_signal};
