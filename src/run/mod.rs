@@ -61,6 +61,20 @@ pub struct Session {
     run_dir: Option<RunDirGuard>,
 }
 
+impl Session {
+    /// What the run produced so far, as the plain data a report reads.
+    fn data(&self) -> report::RunData<'_> {
+        report::RunData {
+            record: self.record.as_ref(),
+            outcome: self.outcome.as_ref(),
+            scaled: &self.scaled,
+            prometheus_url: self.prometheus_url.as_ref().map(Url::as_str),
+            prometheus_version: self.prometheus_version.as_deref(),
+            charts: self.charts.as_ref(),
+        }
+    }
+}
+
 /// Applies command-line overrides to a loaded scenario.
 pub fn apply_overrides(
     plan: &mut Plan,
@@ -127,7 +141,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
     if let Some(plan) = &session.plan {
         let rep = Report::new(
             plan,
-            &session,
+            &session.data(),
             status,
             code,
             result.as_ref().err().map(|e| e.to_string()),
@@ -327,9 +341,9 @@ async fn execute(
     };
     session.outcome = Some(outcome);
     if opts.report_dir.is_some() {
-        let threshold = report::series::error_threshold(&timings);
+        let threshold = verify::observe::charts::error_threshold(&timings);
         let charts = tokio::select! {
-            c = report::series::collect(&client, &plan, &record, until, threshold) => c,
+            c = verify::observe::charts::collect(&client, &plan, &record, until, threshold) => c,
             _ = cancel.cancelled() => return Err(interrupted(interrupt)),
         };
         // Charts are an aid to the reader; without them the verdict stands.

@@ -1,13 +1,13 @@
-//! The acknowledgement rule of the fault protocol, as a judgement: when the
-//! load generator asked for faults and the target acknowledged none, every
-//! expectation that depends on those faults is inconclusive with one clear
-//! reason, never a confusing alert or ratio failure. Pure: expectation kind
-//! and the client's per-phase counts in, a reason out.
+//! The fault protocol's acknowledgement rule, across every kind: when the
+//! load generator asked for faults in a phase and the target acknowledged
+//! none, every expectation that depends on those faults is inconclusive with
+//! one clear reason, never a confusing alert or ratio failure. Pure:
+//! expectation, the phases' counts and a judged result in, a result out.
 
+use super::Judged;
 use crate::plan::ExpectKind;
-use crate::record::PhaseRecord;
-
-use super::outcome::{ExpectationResult, Verdict};
+use crate::verify::outcome::Verdict;
+use crate::verify::phase::{PhaseWindow, Phases};
 
 /// The reason given, word for word (documented in docs/fault-protocol.md).
 pub const IGNORED_REASON: &str = "the target ignores the fault header (hint: add the slocheck fault middleware, see docs/fault-protocol.md)";
@@ -21,8 +21,8 @@ pub const IGNORED_REASON: &str = "the target ignores the fault header (hint: add
 /// spans phases); one that only asks for silence does not, since silence is
 /// what a fault-free run gives anyway. A notification depends on the alert
 /// firing, so on every faulted phase too.
-pub fn ignored_phases<'a>(kind: &ExpectKind, phases: &'a [PhaseRecord]) -> Vec<&'a PhaseRecord> {
-    let ignored = phases.iter().filter(|p| p.faults_ignored());
+pub fn ignored_phases<'a>(kind: &ExpectKind, phases: &'a Phases) -> Vec<&'a PhaseWindow> {
+    let ignored = phases.all().iter().filter(|p| p.fault_ack.ignored());
     match kind {
         ExpectKind::LatencyQuantile { phase, .. }
         | ExpectKind::ErrorRatio { phase, .. }
@@ -37,52 +37,39 @@ pub fn ignored_phases<'a>(kind: &ExpectKind, phases: &'a [PhaseRecord]) -> Vec<&
 
 /// Applies the rule to a judged result: inconclusive with [`IGNORED_REASON`]
 /// and the counts as client evidence when it depends on ignored faults;
-/// otherwise the result unchanged.
-pub fn apply(
-    kind: &ExpectKind,
-    phases: &[PhaseRecord],
-    mut r: ExpectationResult,
-) -> ExpectationResult {
+/// otherwise the result unchanged (the queries stay as evidence either way).
+pub fn apply(kind: &ExpectKind, phases: &Phases, mut j: Judged) -> Judged {
     let ignored = ignored_phases(kind, phases);
     if ignored.is_empty() {
-        return r;
+        return j;
     }
-    r.verdict = Verdict::Inconclusive;
-    r.reason = IGNORED_REASON.to_owned();
+    j.verdict = Verdict::Inconclusive;
+    j.reason = IGNORED_REASON.to_owned();
     for p in ignored {
-        r.client.push(format!(
+        j.client.push(format!(
             "faults acknowledged in \"{}\": 0 of {} requested",
-            p.name, p.faults_requested
+            p.name, p.fault_ack.requested
         ));
     }
-    r
+    j
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::recorder::{Outcome, Recorder};
     use crate::plan::{AlertExpectation, Bound, NotifiedExpectation};
-    use std::time::{Duration, SystemTime};
+    use crate::record::FaultAck;
+    use crate::verify::judge::testkit;
 
-    /// A phase of `sent` requests, `faulted` of them asking for a fault and
-    /// `acked` of those acknowledged.
-    fn phase(name: &str, faulted: u64, acked: u64) -> PhaseRecord {
-        let mut r = Recorder::new(Duration::from_secs(1));
-        for i in 0..10 {
-            r.on_send(Duration::ZERO, i < faulted, false);
-            r.on_done(
-                Duration::ZERO,
-                Outcome::Response(200),
-                Duration::from_millis(1),
-                Duration::from_millis(1),
-            );
-            if i < acked {
-                r.on_fault_acknowledged();
-            }
-        }
-        let t = SystemTime::UNIX_EPOCH;
-        r.into_record(name.into(), t, t + Duration::from_secs(1))
+    /// The testkit's three phases with `spike` asking for `requested`
+    /// faults, `acknowledged` of them acknowledged.
+    fn phases(requested: u64, acknowledged: u64) -> Phases {
+        let mut w = testkit::phases().all().to_vec();
+        w[1].fault_ack = FaultAck {
+            requested,
+            acknowledged,
+        };
+        Phases::new(w)
     }
 
     fn alert(fires: Option<&str>, silent: &[&str]) -> ExpectKind {
@@ -103,25 +90,8 @@ mod tests {
         }
     }
 
-    fn passed() -> ExpectationResult {
-        ExpectationResult {
-            id: "expect[0]".into(),
-            kind: "alert".into(),
-            expected: String::new(),
-            observed: String::new(),
-            verdict: Verdict::Pass,
-            reason: String::new(),
-            inconclusive_allowed: false,
-            queries: Vec::new(),
-            client: Vec::new(),
-        }
-    }
-
     #[test]
     fn which_expectations_depend_on_ignored_faults() {
-        let ignored = [phase("baseline", 0, 0), phase("spike", 3, 0)];
-        let acked = [phase("baseline", 0, 0), phase("spike", 3, 3)];
-        let partly = [phase("baseline", 0, 0), phase("spike", 3, 1)];
         let notified = ExpectKind::Notified(NotifiedExpectation {
             alert: "HighErrorRate".into(),
             receiver: None,
@@ -129,8 +99,15 @@ mod tests {
             firing_within: None,
             resolved_within: None,
         });
-        let cases: &[(&str, &ExpectKind, &[PhaseRecord], usize)] = &[
+        let latency = ExpectKind::LatencyQuantile {
+            quantile: 0.9,
+            phase: "spike".into(),
+            bound: Bound::Above(std::time::Duration::from_millis(250)),
+        };
+        let (ignored, acked, partly) = (phases(30, 0), phases(30, 30), phases(30, 1));
+        let cases: &[(&str, &ExpectKind, &Phases, usize)] = &[
             ("ratio of the faulted phase", &ratio("spike"), &ignored, 1),
+            ("latency of the faulted phase", &latency, &ignored, 1),
             (
                 "ratio of a fault-free phase",
                 &ratio("baseline"),
@@ -152,6 +129,7 @@ mod tests {
             ("notification", &notified, &ignored, 1),
             ("acknowledged faults", &alert(Some("spike"), &[]), &acked, 0),
             ("some acknowledged", &ratio("spike"), &partly, 0),
+            ("no faults asked", &ratio("spike"), &phases(0, 0), 0),
         ];
         for (what, kind, phases, want) in cases {
             assert_eq!(ignored_phases(kind, phases).len(), *want, "{what}");
@@ -160,18 +138,20 @@ mod tests {
 
     #[test]
     fn apply_turns_a_verdict_inconclusive_with_the_reason() {
-        let phases = [phase("spike", 4, 0)];
-        let mut failed = passed();
+        let ph = phases(4, 0);
+        let mut failed = Judged::new("alert fires".into());
         failed.verdict = Verdict::Fail;
         failed.reason = "alert never fired".into();
-        let r = apply(&alert(Some("spike"), &[]), &phases, failed);
-        assert_eq!(r.verdict, Verdict::Inconclusive);
-        assert_eq!(r.reason, IGNORED_REASON);
+        let j = apply(&alert(Some("spike"), &[]), &ph, failed);
+        assert_eq!(j.verdict, Verdict::Inconclusive);
+        assert_eq!(j.reason, IGNORED_REASON);
         assert_eq!(
-            r.client,
+            j.client,
             ["faults acknowledged in \"spike\": 0 of 4 requested"]
         );
-        let kept = apply(&ratio("other"), &phases, passed());
+        let mut passed = Judged::new("ratio".into());
+        passed.verdict = Verdict::Pass;
+        let kept = apply(&ratio("baseline"), &ph, passed);
         assert_eq!((kept.verdict, kept.reason.as_str()), (Verdict::Pass, ""));
     }
 }
