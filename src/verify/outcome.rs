@@ -51,6 +51,15 @@ pub enum ExpectationKind {
 }
 
 impl ExpectationKind {
+    /// Every kind, for tests that hold the schema to the code.
+    pub const ALL: [ExpectationKind; 5] = [
+        ExpectationKind::LatencyQuantile,
+        ExpectationKind::ErrorRatio,
+        ExpectationKind::Alert,
+        ExpectationKind::Notified,
+        ExpectationKind::PromQl,
+    ];
+
     pub fn of(kind: &ExpectKind) -> ExpectationKind {
         match kind {
             ExpectKind::LatencyQuantile { .. } => ExpectationKind::LatencyQuantile,
@@ -169,10 +178,6 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.results.iter().all(ExpectationResult::passes_gate)
     }
-
-    pub fn count(&self, v: Verdict) -> usize {
-        self.results.iter().filter(|r| r.verdict == v).count()
-    }
 }
 
 #[cfg(test)]
@@ -181,13 +186,7 @@ mod tests {
 
     #[test]
     fn kinds_serialise_as_the_scenario_keys() {
-        for k in [
-            ExpectationKind::LatencyQuantile,
-            ExpectationKind::ErrorRatio,
-            ExpectationKind::Alert,
-            ExpectationKind::Notified,
-            ExpectationKind::PromQl,
-        ] {
+        for k in ExpectationKind::ALL {
             let json = serde_json::to_string(&k).expect("serialise");
             assert_eq!(json, format!("\"{k}\""));
             assert_eq!(
