@@ -12,6 +12,7 @@ pub mod error;
 pub mod exit;
 pub mod fault_protocol;
 pub mod input;
+pub mod k8s;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;
