@@ -13,6 +13,11 @@ echo "== python virtualenv (ci/requirements.txt)"
 SLOCHECK_PYTHON=$(ci/python-env.sh | tail -n 1)
 export SLOCHECK_PYTHON
 
+echo "== python fault middleware tests (integrations/python)"
+# Real uvicorn/gunicorn servers on loopback; ~20 s. `set -e` fails the step
+# on any non-zero exit, including pytest's 5 for "no tests collected".
+timeout 120 "$SLOCHECK_PYTHON" -m pytest -q -p no:cacheprovider integrations/python/tests
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod export;
+pub mod fault_protocol;
 pub mod init;
 pub mod input;
 pub mod k8s;

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::load;
 use crate::plan::{ExpectKind, Plan};
 use crate::progress::ProgressMode;
-use crate::run::{Env, apply_overrides, load_pass, rules};
+use crate::run::{Env, add_fault_token, apply_overrides, load_pass, rules};
 use crate::signals::Interrupt;
 use crate::timeutil::human;
 use crate::verify::alert::{RuleTiming, applied_bounds};
@@ -37,6 +37,8 @@ pub async fn load(
         crate::signals::blocking(cancel, interrupt, move || {
             let mut loaded = scenario::load(&path)?;
             apply_overrides(&mut loaded.plan, url.as_ref(), None, seed);
+            let fault_token = std::env::var(crate::fault_protocol::TOKEN_ENV).ok();
+            add_fault_token(&mut loaded.plan, fault_token.as_deref())?;
             if let Some(token) = &token {
                 add_bearer(&mut loaded.plan, token)?;
             }
@@ -232,5 +234,27 @@ mod tests {
         assert_eq!(value.to_str().unwrap(), "Bearer s3cret");
         assert!(value.is_sensitive());
         assert!(matches!(add_bearer(&mut p, "a\nb"), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn fault_token_is_sent_once_and_sensitive() {
+        let mut p = plan();
+        let before = p.request.headers.len();
+        add_fault_token(&mut p, None).unwrap();
+        add_fault_token(&mut p, Some("  ")).unwrap();
+        assert_eq!(p.request.headers.len(), before, "no token, no header");
+        add_fault_token(&mut p, Some("first")).unwrap();
+        add_fault_token(&mut p, Some("s3cret")).unwrap();
+        let tokens: Vec<_> = p
+            .request
+            .headers
+            .iter()
+            .filter(|(n, _)| n == crate::fault_protocol::TOKEN_HEADER)
+            .collect();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].1.to_str().unwrap(), "s3cret");
+        assert!(tokens[0].1.is_sensitive());
+        let err = add_fault_token(&mut p, Some("a\nb")).unwrap_err();
+        assert!(err.to_string().contains("SLOCHECK_FAULT_TOKEN"), "{err}");
     }
 }

@@ -56,6 +56,11 @@ pub struct PhaseRecord {
     pub injected_errors: u64,
     /// Ground truth: requests the fault plan asked to delay.
     pub injected_delays: u64,
+    /// Requests that carried a fault header (status, delay or both).
+    pub faults_requested: u64,
+    /// Of those, responses acknowledging it (`x-slocheck-fault-applied`):
+    /// zero with faults requested means the target ignores the header.
+    pub faults_acknowledged: u64,
     /// Latency from the intended send time (coordinated-omission corrected),
     /// µs. In closed mode intended = actual send.
     pub latency_corrected: Histogram<u64>,
@@ -86,6 +91,20 @@ impl PhaseRecord {
         (n > 0).then(|| self.server_errors() as f64 / n as f64)
     }
 
+    /// Faults requested and acknowledged in this phase.
+    pub fn fault_ack(&self) -> FaultAck {
+        FaultAck {
+            requested: self.faults_requested,
+            acknowledged: self.faults_acknowledged,
+        }
+    }
+
+    /// Faults were asked for and not one was acknowledged: the target does
+    /// not implement the fault protocol (or a proxy strips its headers).
+    pub fn faults_ignored(&self) -> bool {
+        self.fault_ack().ignored()
+    }
+
     pub fn duration_secs(&self) -> f64 {
         self.end
             .duration_since(self.start)
@@ -103,6 +122,22 @@ impl PhaseRecord {
     pub fn latency_quantile_secs(&self, q: f64) -> Option<f64> {
         (!self.latency_corrected.is_empty())
             .then(|| self.latency_corrected.value_at_quantile(q) as f64 / 1e6)
+    }
+}
+
+/// The fault protocol's acknowledgement count of one phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultAck {
+    /// Requests that carried the fault header.
+    pub requested: u64,
+    /// Responses that acknowledged it (`x-slocheck-fault-applied`).
+    pub acknowledged: u64,
+}
+
+impl FaultAck {
+    /// Faults asked for, none acknowledged: the target ignores the header.
+    pub fn ignored(&self) -> bool {
+        self.requested > 0 && self.acknowledged == 0
     }
 }
 

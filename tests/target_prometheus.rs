@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use slocheck::target::{TargetConfig, TargetHandle, format_fault_header};
+use slocheck::fault_protocol::Fault;
+use slocheck::target::{TargetConfig, TargetHandle};
 
 const SCRAPE_JOB: &str = "slocheck-target";
 
@@ -131,8 +132,16 @@ async fn slow_prometheus_scrapes_target_and_sees_injected_delay() {
 
     // 40 req/s for 8 s; 3 in 10 delayed 200 ms, 1 in 20 answered 503.
     let url = target.base_url().join("predict").unwrap();
-    let delayed = format_fault_header(None, Some(Duration::from_millis(200)));
-    let failed = format_fault_header(Some(503), None);
+    let delayed = Fault {
+        status: None,
+        delay: Some(Duration::from_millis(200)),
+    }
+    .encode();
+    let failed = Fault {
+        status: Some(503),
+        delay: None,
+    }
+    .encode();
     let start = tokio::time::Instant::now();
     let mut sends = tokio::task::JoinSet::new();
     for n in 0..320u32 {

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::recorder::Outcome;
+use crate::fault_protocol;
 use crate::plan::RequestTemplate;
 
 /// Errors preparing the client (never per request: those are counted).
@@ -161,20 +162,21 @@ async fn connect(target: &Target, deadline: Instant) -> Option<Conn> {
 }
 
 /// Send request `n` on `slot` (connecting when empty), wait for the whole
-/// response, and classify it. On any failure the connection is dropped so
-/// the next request reconnects.
+/// response, and classify it; the flag is true when the request asked for a
+/// fault and the response acknowledged it (`x-slocheck-fault-applied`). On
+/// any failure the connection is dropped so the next request reconnects.
 pub async fn exchange(
     target: &Target,
     slot: &mut Option<Conn>,
     n: u64,
     fault: Option<(&HeaderName, HeaderValue)>,
-) -> Outcome {
+) -> (Outcome, bool) {
     let deadline = Instant::now() + target.timeout;
     match timeout_at(deadline, attempt(target, slot, n, fault, deadline)).await {
-        Ok(outcome) => outcome,
+        Ok(done) => done,
         Err(_) => {
             *slot = None;
-            Outcome::Timeout
+            (Outcome::Timeout, false)
         }
     }
 }
@@ -185,7 +187,10 @@ async fn attempt(
     n: u64,
     fault: Option<(&HeaderName, HeaderValue)>,
     deadline: Instant,
-) -> Outcome {
+) -> (Outcome, bool) {
+    // Only a request that asked for a fault looks for the acknowledgement:
+    // one header-map lookup by a pre-built name, no allocation.
+    let asked = fault.is_some();
     let mut req = target.build(n, fault);
     // A kept-alive connection the server has closed since the last response
     // fails before anything is written; it is retried once on a fresh one.
@@ -194,7 +199,7 @@ async fn attempt(
             *slot = connect(target, deadline).await;
         }
         let Some(conn) = slot.as_mut() else {
-            return Outcome::ConnectionError;
+            return (Outcome::ConnectionError, false);
         };
         if conn.ready().await.is_err() {
             *slot = None;
@@ -203,23 +208,27 @@ async fn attempt(
         match conn.try_send_request(req).await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let acknowledged = asked
+                    && resp
+                        .headers()
+                        .contains_key(fault_protocol::APPLIED_HEADER_NAME);
                 let mut body = resp.into_body();
                 while let Some(frame) = body.frame().await {
                     if frame.is_err() {
                         *slot = None;
-                        return Outcome::ConnectionError;
+                        return (Outcome::ConnectionError, false);
                     }
                 }
-                return Outcome::Response(status);
+                return (Outcome::Response(status), acknowledged);
             }
             Err(mut e) => {
                 *slot = None;
                 match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Outcome::ConnectionError,
+                    None => return (Outcome::ConnectionError, false),
                 }
             }
         }
     }
-    Outcome::ConnectionError
+    (Outcome::ConnectionError, false)
 }

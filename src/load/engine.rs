@@ -22,10 +22,11 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{self, ClientError, Conn, Target};
-use super::faults::{FAULT_HEADER, PhaseFaults};
+use super::faults::PhaseFaults;
 use super::live::{Counts, LiveStats};
 use super::pacer::Pacer;
 use super::recorder::Recorder;
+use crate::fault_protocol;
 use crate::plan::{LoadMode, Plan, Rate};
 use crate::record::RunRecord;
 use crate::timeutil::unix_ms;
@@ -251,7 +252,7 @@ fn run_shard(
     let local = tokio::task::LocalSet::new();
     let ctx = Rc::new(Ctx {
         target: spec.target.clone(),
-        fault_header: HeaderName::from_static(FAULT_HEADER),
+        fault_header: fault_protocol::FAULT_HEADER_NAME,
         faults: RefCell::new(
             spec.plan
                 .phases
@@ -431,14 +432,19 @@ async fn one(
         error,
         delay,
     );
-    let outcome = client::exchange(&ctx.target, slot, n, header).await;
+    let (outcome, acknowledged) = client::exchange(&ctx.target, slot, n, header).await;
     let now = Instant::now();
-    ctx.recorders.borrow_mut()[phase].on_done(
+    let mut recorders = ctx.recorders.borrow_mut();
+    let rec = &mut recorders[phase];
+    rec.on_done(
         now.saturating_duration_since(start),
         outcome,
         now.saturating_duration_since(intended),
         now.saturating_duration_since(sent_at),
     );
+    if acknowledged {
+        rec.on_fault_acknowledged();
+    }
 }
 
 fn totals(ctx: &Ctx) -> Counts {

@@ -1,5 +1,6 @@
 //! Seeded per-request fault plan: which request of a phase is asked to fail
-//! (status fault) and/or to be slow (latency fault), and the header that asks.
+//! (status fault) and/or to be slow (latency fault), and the header that asks
+//! (encoded by `crate::fault_protocol`, the wire format's one owner).
 //!
 //! Selection is stratified, not binomial: the request stream (shifted by a
 //! seeded offset) is cut into consecutive periods of `1/ratio` requests
@@ -21,10 +22,8 @@ use http::HeaderValue;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fault_protocol::Fault;
 use crate::plan::{DelayDist, FaultSpec};
-
-/// Name of the request header that carries the fault.
-pub const FAULT_HEADER: &str = "x-slocheck-fault";
 
 /// Bound on cached header values for sampled delays (one per distinct ms).
 const MAX_CACHED_DELAYS: usize = 4096;
@@ -101,15 +100,15 @@ fn whole_ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
+/// The header value through the protocol's one encoder.
 fn header_text(delay_ms: Option<u64>, status: Option<u16>) -> HeaderValue {
-    let text = match (delay_ms, status) {
-        (Some(d), Some(s)) => format!("delay={d}ms,status={s}"),
-        (Some(d), None) => format!("delay={d}ms"),
-        (None, Some(s)) => format!("status={s}"),
-        (None, None) => String::new(),
+    let fault = Fault {
+        status,
+        delay: delay_ms.map(Duration::from_millis),
     };
-    // Digits, letters, '=' and ',' only: always a valid header value.
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    fault
+        .header_value()
+        .unwrap_or_else(|| HeaderValue::from_static(""))
 }
 
 impl PhaseFaults {

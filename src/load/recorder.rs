@@ -116,6 +116,9 @@ pub struct Recorder {
     pub timeouts: u64,
     pub injected_errors: u64,
     pub injected_delays: u64,
+    /// Requests that carried a fault header / whose response acknowledged it.
+    pub faults_requested: u64,
+    pub faults_acknowledged: u64,
     statuses: Box<[u64; 600]>,
     corrected: Histogram<u64>,
     service: Histogram<u64>,
@@ -138,6 +141,8 @@ impl Recorder {
             timeouts: 0,
             injected_errors: 0,
             injected_delays: 0,
+            faults_requested: 0,
+            faults_acknowledged: 0,
             statuses: Box::new([0; 600]),
             corrected: new_histogram(),
             service: new_histogram(),
@@ -156,7 +161,13 @@ impl Recorder {
         self.sent += 1;
         self.injected_errors += u64::from(error);
         self.injected_delays += u64::from(delay);
+        self.faults_requested += u64::from(error || delay);
         self.second(since_start).sent += 1;
+    }
+
+    /// The response to a fault request carried the acknowledgement header.
+    pub fn on_fault_acknowledged(&mut self) {
+        self.faults_acknowledged += 1;
     }
 
     pub fn on_drop(&mut self) {
@@ -227,6 +238,8 @@ impl Recorder {
         self.timeouts += o.timeouts;
         self.injected_errors += o.injected_errors;
         self.injected_delays += o.injected_delays;
+        self.faults_requested += o.faults_requested;
+        self.faults_acknowledged += o.faults_acknowledged;
         for (a, b) in self.statuses.iter_mut().zip(o.statuses.iter()) {
             *a += b;
         }
@@ -285,6 +298,8 @@ impl Recorder {
             timeouts: self.timeouts,
             injected_errors: self.injected_errors,
             injected_delays: self.injected_delays,
+            faults_requested: self.faults_requested,
+            faults_acknowledged: self.faults_acknowledged,
             latency_corrected: self.corrected,
             latency_service: self.service,
             per_second,
@@ -319,6 +334,7 @@ mod tests {
         let mut b = Recorder::new(Duration::from_secs(2));
         a.on_send(ms(10), true, false);
         a.on_done(ms(20), Outcome::Response(503), ms(10), ms(5));
+        a.on_fault_acknowledged();
         for i in 0..9 {
             b.on_send(ms(1100 + i), false, i == 0);
             b.on_done(ms(1200 + i), Outcome::Response(200), ms(10), ms(10));
@@ -335,6 +351,7 @@ mod tests {
         assert_eq!(r.dropped, 1);
         assert_eq!(r.timeouts, 1);
         assert_eq!((r.injected_errors, r.injected_delays), (1, 1));
+        assert_eq!((r.faults_requested, r.faults_acknowledged), (2, 1));
         assert_eq!(r.status_classes, [0, 10, 0, 0, 1]);
         assert_eq!(r.statuses, vec![(200, 10), (503, 1)]);
         assert_eq!(r.per_second.len(), 2);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::plan::{LoadMode, Plan};
 use crate::record::{PhaseRecord, RunRecord};
 
-const HEADER: [&str; 15] = [
+const HEADER: [&str; 16] = [
     "phase",
     "dur",
     "sent",
@@ -19,6 +19,7 @@ const HEADER: [&str; 15] = [
     "timeout",
     "inj_err",
     "inj_delay",
+    "fault_ack",
     "p50/p90/p99 corr",
     "p50/p90/p99 svc",
 ];
@@ -29,6 +30,15 @@ fn quantiles_ms(h: &hdrhistogram::Histogram<u64>) -> String {
     }
     let q = |v: f64| h.value_at_quantile(v) as f64 / 1000.0;
     format!("{:.1}/{:.1}/{:.1}ms", q(0.5), q(0.9), q(0.99))
+}
+
+/// `acknowledged/requested`, `-` when the phase asked for no fault.
+fn fault_ack(p: &PhaseRecord) -> String {
+    if p.faults_requested == 0 {
+        "-".to_string()
+    } else {
+        format!("{}/{}", p.faults_acknowledged, p.faults_requested)
+    }
 }
 
 fn row(p: &PhaseRecord, target: &str) -> Vec<String> {
@@ -46,6 +56,7 @@ fn row(p: &PhaseRecord, target: &str) -> Vec<String> {
         p.timeouts.to_string(),
         p.injected_errors.to_string(),
         p.injected_delays.to_string(),
+        fault_ack(p),
         quantiles_ms(&p.latency_corrected),
         quantiles_ms(&p.latency_service),
     ]
@@ -148,6 +159,9 @@ mod tests {
             r.on_send(ms(i * 100), i == 0, false);
             let status = if i == 0 { 503 } else { 200 };
             r.on_done(ms(i * 100 + 5), Outcome::Response(status), ms(5 + i), ms(5));
+            if i == 0 {
+                r.on_fault_acknowledged();
+            }
         }
         r.on_drop();
         let t = SystemTime::UNIX_EPOCH;
@@ -159,17 +173,18 @@ mod tests {
         };
         let table = phase_summary_table(&rec);
         insta::assert_snapshot!(table, @r"
-        phase      dur  sent  rps  target  dropped  2xx  4xx  5xx  conn_err  timeout  inj_err  inj_delay  p50/p90/p99 corr  p50/p90/p99 svc
-        baseline  2.0s    10  5.0     5.0        1    9    0    1         0        0        1          0   9.0/13.0/14.0ms    5.0/5.0/5.0ms
+        phase      dur  sent  rps  target  dropped  2xx  4xx  5xx  conn_err  timeout  inj_err  inj_delay  fault_ack  p50/p90/p99 corr  p50/p90/p99 svc
+        baseline  2.0s    10  5.0     5.0        1    9    0    1         0        0        1          0        1/1   9.0/13.0/14.0ms    5.0/5.0/5.0ms
         (run aborted: the last phase is partial)
         ");
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("phase"), "{table}");
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
-            &cells[..13],
+            &cells[..14],
             [
-                "baseline", "2.0s", "10", "5.0", "5.0", "1", "9", "0", "1", "0", "0", "1", "0"
+                "baseline", "2.0s", "10", "5.0", "5.0", "1", "9", "0", "1", "0", "0", "1", "0",
+                "1/1"
             ]
         );
         assert!(lines[2].contains("aborted"));

@@ -142,6 +142,12 @@ pub struct PhaseReport {
     pub timeouts: u64,
     pub injected_errors: u64,
     pub injected_delays: u64,
+    /// Requests that carried the fault header, and responses acknowledging
+    /// it; absent in reports written before the acknowledgement existed.
+    #[serde(default)]
+    pub faults_requested: u64,
+    #[serde(default)]
+    pub faults_acknowledged: u64,
     pub injected_error_ratio: Option<f64>,
     pub observed_error_ratio: Option<f64>,
     /// From the intended send time (coordinated-omission corrected).
@@ -214,6 +220,8 @@ impl PhaseReport {
             timeouts: p.timeouts,
             injected_errors: p.injected_errors,
             injected_delays: p.injected_delays,
+            faults_requested: p.faults_requested,
+            faults_acknowledged: p.faults_acknowledged,
             injected_error_ratio: p.injected_error_ratio(),
             observed_error_ratio: p.observed_error_ratio(),
             latency_corrected: LatencyStats::of(&p.latency_corrected),

@@ -134,13 +134,15 @@ fn phase_row(ph: &PhaseReport, out: &mut impl Write) -> io::Result<()> {
     if ph.injected_errors + ph.injected_delays > 0 || c("5xx") > 0 {
         writeln!(
             out,
-            "  {:<12} 5xx injected {} ({}), observed {} ({}); {} delays injected",
+            "  {:<12} 5xx injected {} ({}), observed {} ({}); {} delays injected; {} of {} faults acknowledged",
             "",
             ph.injected_errors,
             opt(ph.injected_error_ratio, ratio),
             c("5xx"),
             opt(ph.observed_error_ratio, ratio),
-            ph.injected_delays
+            ph.injected_delays,
+            ph.faults_acknowledged,
+            ph.faults_requested,
         )?;
     }
     Ok(())

@@ -97,6 +97,24 @@ pub fn apply_overrides(
     }
 }
 
+/// Sends the fault protocol's shared token (`$SLOCHECK_FAULT_TOKEN`) with
+/// every request, so a service on another host honours the faults without
+/// the secret being written into the scenario (docs/fault-protocol.md).
+pub fn add_fault_token(plan: &mut Plan, token: Option<&str>) -> Result<(), Error> {
+    use crate::fault_protocol::{TOKEN_ENV, TOKEN_HEADER, token_header};
+    let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
+        return Ok(());
+    };
+    let header = token_header(token).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{TOKEN_ENV} is not a valid header value (hint: use printable ASCII)"
+        ))
+    })?;
+    plan.request.headers.retain(|(n, _)| n != TOKEN_HEADER);
+    plan.request.headers.push(header);
+    Ok(())
+}
+
 /// Runs the scenario and returns the exit code. Errors are printed here.
 pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interrupt) -> u8 {
     run_reported(opts, cancel, interrupt).await.0
@@ -268,6 +286,8 @@ fn read_inputs(opts: &RunOptions) -> Result<(Plan, Vec<RuleFile>), Error> {
         opts.prometheus_url.as_ref(),
         opts.seed,
     );
+    let token = std::env::var(crate::fault_protocol::TOKEN_ENV).ok();
+    add_fault_token(&mut loaded.plan, token.as_deref())?;
     if opts.alertmanager && loaded.plan.alertmanager.is_none() {
         loaded.plan.alertmanager = Some(crate::plan::AlertmanagerPlan::default());
     }

@@ -8,12 +8,11 @@ use bytes::Bytes;
 
 use super::ctx::{Ctx, duration_or, parse_url};
 use super::raw::*;
+use crate::fault_protocol;
 use crate::plan::*;
 
 /// Body sent to the built-in model when the scenario gives none.
 pub const DEFAULT_BODY: &str = r#"{"features":[5.1,3.5,1.4,0.2]}"#;
-/// The header the load generator uses to ask the target for a fault.
-const FAULT_HEADER: &str = "x-slocheck-fault";
 
 pub(super) fn add_content_type(r: &mut RequestTemplate, value: &str) {
     if let Ok(v) = http::HeaderValue::from_str(value) {
@@ -131,11 +130,14 @@ fn resolve_request(
         let name = http::HeaderName::from_bytes(key.as_bytes());
         let val = http::HeaderValue::from_str(value.get_ref());
         match (name, val) {
-            (Ok(n), _) if n.as_str() == FAULT_HEADER => {
+            (Ok(n), _) if n.as_str() == fault_protocol::FAULT_HEADER => {
                 cx.error_hint(
                     &value.span(),
                     &path,
-                    format!("header {FAULT_HEADER} is reserved for injected faults"),
+                    format!(
+                        "header {} is reserved for injected faults",
+                        fault_protocol::FAULT_HEADER
+                    ),
                     "describe faults with a phase's faults = { … }",
                 );
                 ok = false;

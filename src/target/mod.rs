@@ -12,10 +12,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 
-pub use faults::{
-    DelayConfig, FAULT_HEADER, FaultConfig, FaultConfigError, FaultHeaderError, InjectedFault,
-    LatencyConfig, format_fault_header, parse_fault_header,
-};
+pub use faults::{DelayConfig, FaultConfig, FaultConfigError, InjectedFault, LatencyConfig};
 pub use router::app;
 pub use server::{TargetArgs, TargetConfig, TargetError, TargetHandle, serve_until_signal};
 pub use state::AppState;

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::admin;
-use super::faults::{FAULT_HEADER, InjectedFault, parse_fault_header};
+use super::faults::InjectedFault;
 use super::metrics;
 use super::model::{MAX_ABS_FEATURE, MODEL_NAME, N_CLASSES, N_FEATURES};
 use super::state::AppState;
+use crate::fault_protocol;
 
 /// What `GET /predict` without `?features=` classifies (first Iris row).
 pub const SAMPLE_FEATURES: [f64; N_FEATURES] = [5.1, 3.5, 1.4, 0.2];
@@ -74,15 +75,16 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 /// Applies the request's fault header, else the admin config's fault: wait,
-/// then answer with the injected status without running the model.
+/// then answer with the injected status without running the model. A fault
+/// requested by header is acknowledged (`x-slocheck-fault-applied`), one
+/// drawn from the admin config is not: nobody asked for it per request.
 async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let fault = match requested_fault(&state, &req) {
-        Ok(Some(f)) => f,
-        Ok(None) => match state.sample_admin_fault() {
-            Some(f) => f,
+    let (fault, requested) = match requested_fault(&state, &req) {
+        Some(f) => (f, true),
+        None => match state.sample_admin_fault() {
+            Some(f) => (f, false),
             None => return next.run(req).await,
         },
-        Err(msg) => return json_error(StatusCode::BAD_REQUEST, msg),
     };
     if let Some(d) = fault.delay {
         tokio::select! {
@@ -92,7 +94,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             }
         }
     }
-    match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+    let mut resp = match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
         // These statuses must not carry a body (RFC 9110 §6.4.1).
         Some(status) if matches!(status.as_u16(), 204 | 205 | 304) => status.into_response(),
         Some(status) => (
@@ -101,29 +103,46 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
         )
             .into_response(),
         None => next.run(req).await,
+    };
+    if requested {
+        if let Some(ack) = fault.header_value() {
+            resp.headers_mut()
+                .insert(fault_protocol::APPLIED_HEADER_NAME, ack);
+        }
     }
+    resp
 }
 
-/// The header's fault when present and allowed; a header overrides the admin
-/// config for that request so the sender's ground truth stays exact. The
-/// error is the 400 message for a malformed header.
-fn requested_fault(state: &AppState, req: &Request) -> Result<Option<InjectedFault>, String> {
-    let Some(value) = req.headers().get(FAULT_HEADER) else {
-        return Ok(None);
-    };
+/// The header's fault when present, allowed and well-formed; a header
+/// overrides the admin config for that request so the sender's ground truth
+/// stays exact. A malformed header is ignored with a log line, as the
+/// protocol asks: the request is served as if it had none.
+fn requested_fault(state: &AppState, req: &Request) -> Option<InjectedFault> {
+    let mut values = req
+        .headers()
+        .get_all(fault_protocol::FAULT_HEADER_NAME)
+        .iter();
+    let value = values.next()?;
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     if !state.fault_header_allowed(peer, req.headers()) {
-        return Ok(None);
+        return None;
     }
-    let text = value
-        .to_str()
-        .map_err(|_| format!("{FAULT_HEADER} header is not ASCII text"))?;
-    parse_fault_header(text)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    if values.next().is_some() {
+        eprintln!(
+            "slocheck target: ignoring the request's fault: the fault header is given more than once"
+        );
+        return None;
+    }
+    match fault_protocol::parse_header(value) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("slocheck target: ignoring the request's fault: {e}");
+            None
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{FaultConfig, FaultSampler, InjectedFault};
 use super::metrics::Metrics;
 use super::model::{IrisModel, ModelError};
 use super::server::TargetConfig;
+use crate::fault_protocol;
 
 /// Cheap to clone; every handler gets one.
 #[derive(Clone, Debug)]
@@ -83,26 +83,24 @@ impl AppState {
         self.inner.admin_token.is_some()
     }
 
-    /// True when a token is configured and the request carries it.
+    /// True when a token is configured and the request carries it as
+    /// `Authorization: Bearer` (the admin API's only form).
     pub fn has_valid_token(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.inner.admin_token else {
-            return false;
-        };
-        headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+        fault_protocol::presents_bearer(headers, self.inner.admin_token.as_deref())
     }
 
-    /// Whether this request's `x-slocheck-fault` header is honoured. Without a
-    /// token the server only listens on loopback, so every peer is local; with
-    /// one, peers other than the host itself must present it.
+    /// Whether this request's `x-slocheck-fault` header is honoured. Without
+    /// a token the server only listens on loopback (`check_security`), so
+    /// every peer is local; with one, the protocol's rule applies: the host
+    /// itself, or any peer presenting the token.
     pub fn fault_header_allowed(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
         self.inner.faults_enabled
             && (!self.token_required()
-                || peer.is_some_and(|p| is_host_itself(p.ip()))
-                || self.has_valid_token(headers))
+                || fault_protocol::honoured(
+                    peer.map(|p| p.ip()),
+                    headers,
+                    self.inner.admin_token.as_deref(),
+                ))
     }
 
     pub fn hard_stop(&self) -> &CancellationToken {
@@ -141,27 +139,10 @@ impl AppState {
     }
 }
 
-/// Comparison whose time does not depend on where the first mismatch is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The load generator on the same host connects from 127.0.0.1 (or ::1).
-/// Other 127/8 addresses are not trusted: on a shared host they belong to
-/// containers, network namespaces or proxies that forward remote traffic.
-pub fn is_host_itself(ip: std::net::IpAddr) -> bool {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    match ip {
-        IpAddr::V4(a) => a == Ipv4Addr::LOCALHOST,
-        IpAddr::V6(a) => {
-            a == Ipv6Addr::LOCALHOST || a.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::AUTHORIZATION;
 
     fn state(token: Option<&str>) -> AppState {
         AppState::new(&TargetConfig {

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::plan::{AlertExpectation, FaultSpec};
+use crate::record::FaultAck;
 
 /// One phase's wall-clock window, and whether the target was scraped in it
 /// (without scrapes, "the alert did not fire" proves nothing).
@@ -18,6 +19,8 @@ pub struct PhaseWindow {
     pub injected_error_ratio: Option<f64>,
     /// The faults the scenario asked for in this phase.
     pub faults: FaultSpec,
+    /// How many of them the target acknowledged (fault protocol).
+    pub fault_ack: FaultAck,
 }
 
 /// A recorded phase, resolved once from its name. Only `Phases::resolve`
@@ -118,6 +121,7 @@ mod tests {
             scraped: true,
             injected_error_ratio: None,
             faults: FaultSpec::default(),
+            fault_ack: FaultAck::default(),
         };
         Phases::new(vec![p("baseline", 10, 20), p("spike", 20, 30)])
     }

@@ -3,6 +3,7 @@
 //! and `Context`, so each kind is table-tested without a Prometheus.
 
 pub mod alert;
+pub mod fault_ack;
 pub mod notify;
 pub mod value;
 
@@ -96,9 +97,11 @@ pub fn judge(obs: &Observations<'_>, plan: &Plan, rules: &BTreeMap<String, RuleT
     }
 }
 
-/// One expectation: the observation's variant picks its judge.
+/// One expectation: the observation's variant picks its judge; then the
+/// fault protocol's rule (faults requested, none acknowledged) may make it
+/// inconclusive.
 pub fn one(e: &Expectation, o: &Observation<'_>, cx: &Context<'_>) -> Judged {
-    match o {
+    let judged = match o {
         Observation::PhaseMissing(m) => {
             let mut j = Judged::new(expected(&e.kind, cx));
             j.reason = m.to_string();
@@ -110,7 +113,8 @@ pub fn one(e: &Expectation, o: &Observation<'_>, cx: &Context<'_>) -> Judged {
         Observation::Alert(o) => alert::judge(o, cx),
         Observation::Notified(o) => notify::judge(o, cx),
         Observation::LatencyMean(o) => value::latency_mean(o, cx),
-    }
+    };
+    fault_ack::apply(&e.kind, cx.phases, judged)
 }
 
 /// The expectation in words, for a result with nothing observed.
@@ -190,6 +194,7 @@ pub(crate) mod testkit {
             scraped: true,
             injected_error_ratio: None,
             faults: Default::default(),
+            fault_ack: Default::default(),
         };
         Phases::new(vec![
             p("baseline", 0, 10),

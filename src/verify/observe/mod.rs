@@ -150,6 +150,7 @@ impl<'a> Observer<'_, 'a> {
                     .find(|planned| planned.name == p.name)
                     .map(|planned| planned.faults.clone())
                     .unwrap_or_default(),
+                fault_ack: p.fault_ack(),
             });
         }
         Ok(out)
