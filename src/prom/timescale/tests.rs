@@ -347,6 +347,12 @@ fn promtool_rejects_a_broken_file() {
 }
 
 #[test]
+fn no_rule_files_pass_the_promtool_check() {
+    // `rule_files = []` is a valid scenario; promtool refuses an empty list.
+    assert_eq!(promtool_check(&[]), Some(Ok(())));
+}
+
+#[test]
 fn text_that_looks_like_a_duration_is_not_rewritten() {
     let out = scaled(r#"rate(x{status=~"5m..", note="[5m] offset 5m"}[5m])"#, 5.0);
     assert!(out.contains(r#"status=~"5m..""#), "{out}");
