@@ -246,6 +246,19 @@ pub async fn run(opts: SuiteOptions, cancel: CancellationToken, interrupt: Inter
     suite.exit_code
 }
 
+/// "N passed, N failed, N inconclusive" of one scenario, or "not run".
+fn counts(r: &SuiteEntry) -> String {
+    r.report
+        .as_ref()
+        .map(|rep| {
+            format!(
+                "{} passed, {} failed, {} inconclusive",
+                rep.summary.passed, rep.summary.failed, rep.summary.inconclusive
+            )
+        })
+        .unwrap_or_else(|| "not run".into())
+}
+
 fn verdict(code: u8) -> &'static str {
     match code {
         exit::PASS => "PASS",
@@ -267,16 +280,7 @@ pub fn summary(s: &SuiteReport, out: &mut dyn Write) -> std::io::Result<()> {
         s.exit_code
     )?;
     for r in &s.runs {
-        let counts = r
-            .report
-            .as_ref()
-            .map(|rep| {
-                format!(
-                    "{} passed, {} failed, {} inconclusive",
-                    rep.summary.passed, rep.summary.failed, rep.summary.inconclusive
-                )
-            })
-            .unwrap_or_else(|| "not run".into());
+        let counts = counts(r);
         writeln!(
             out,
             "  {:<8} {:<24} {:<40} exit {}  {:.1}s",
@@ -353,16 +357,7 @@ fn markdown(s: &SuiteReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "| verdict | scenario | expectations | exit |")?;
     writeln!(out, "|---|---|---|---|")?;
     for r in &s.runs {
-        let counts = r
-            .report
-            .as_ref()
-            .map(|rep| {
-                format!(
-                    "{} passed, {} failed, {} inconclusive",
-                    rep.summary.passed, rep.summary.failed, rep.summary.inconclusive
-                )
-            })
-            .unwrap_or_else(|| "not run".into());
+        let counts = counts(r);
         writeln!(
             out,
             "| {} | `{}` | {counts} | {} |",

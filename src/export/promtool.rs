@@ -310,23 +310,10 @@ fn checks(inp: &ExportInputs<'_>, origin_ms: u64, step_ms: u64) -> Vec<ExprCheck
 
 /// Runs `promtool test rules` on the export. None when promtool is absent.
 pub fn promtool_test(file: &Path) -> Option<Result<Duration, String>> {
-    let bin = which::which("promtool").ok()?;
     let started = Instant::now();
-    let out = std::process::Command::new(bin)
-        .args(["test", "rules"])
-        .arg(file)
-        .output();
-    Some(match out {
-        Ok(o) if o.status.success() => Ok(started.elapsed()),
-        Ok(o) => Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-        .trim()
-        .to_string()),
-        Err(e) => Err(format!("cannot run promtool: {e}")),
-    })
+    let result =
+        crate::prom::timescale::promtool(["test".as_ref(), "rules".as_ref(), file.as_os_str()])?;
+    Some(result.map(|()| started.elapsed()))
 }
 
 #[cfg(test)]

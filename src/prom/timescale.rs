@@ -428,13 +428,20 @@ pub fn promtool_check(paths: &[PathBuf]) -> Option<Result<(), String>> {
     if paths.is_empty() {
         return Some(Ok(()));
     }
+    promtool(
+        ["check".as_ref(), "rules".as_ref()]
+            .into_iter()
+            .chain(paths.iter().map(|p| p.as_os_str())),
+    )
+}
+
+/// Runs `promtool ARGS…`: `None` when promtool is not installed, its output
+/// as the error when it refuses.
+pub fn promtool<'a>(
+    args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+) -> Option<Result<(), String>> {
     let bin = which::which("promtool").ok()?;
-    let output = Command::new(bin)
-        .arg("check")
-        .arg("rules")
-        .args(paths)
-        .output();
-    Some(match output {
+    Some(match Command::new(bin).args(args).output() {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!(
             "{}{}",
