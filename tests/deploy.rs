@@ -224,7 +224,7 @@ fn dockerfile_rust_is_new_enough_for_the_dependencies() {
     let version = parse_version(image.split('-').next().expect("tag")).expect("pinned X.Y tag");
     let o = Command::new(env!("CARGO"))
         // Only this platform's packages: a Linux build never downloads
-        // e.g. Android-only crates, and `--offline` would fail on them.
+        // e.g. Android-only crates, which an offline metadata call would miss.
         .args(["metadata", "--format-version", "1", "--locked"])
         .args(["--filter-platform", &host_triple()])
         .current_dir(common::repo())
