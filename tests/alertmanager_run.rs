@@ -7,17 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, dump, processes_mentioning, read_json, repo, stdout};
+use common::{Sandbox, dump, expectation, processes_mentioning, read_json, repo, stdout};
 use serde_json::Value;
-
-fn expectation<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["expectations"]
-        .as_array()
-        .expect("expectations")
-        .iter()
-        .find(|e| e["id"] == id)
-        .unwrap_or_else(|| panic!("no expectation {id} in {r}"))
-}
 
 fn run_json(sb: &Sandbox, args: &[&str]) -> (std::process::Output, Value) {
     let json = sb.path().join("report.json");

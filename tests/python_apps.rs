@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, dump, read_json, stdout};
+use common::{Sandbox, dump, expectation, stdout};
 use serde_json::Value;
 
 /// The marker on the two lines a user adds (examples/python/*.py).
@@ -129,28 +129,7 @@ fn examples() -> PathBuf {
 
 /// `slocheck run SCENARIO --target-url URL`, with the JSON report.
 fn run(sb: &Sandbox, scenario: &str, app: &App) -> (std::process::Output, Value) {
-    let json = sb.path().join("report.json");
-    let o = sb.run(&[
-        "run",
-        scenario,
-        "--target-url",
-        &app.url,
-        "--json",
-        json.to_str().expect("utf-8 path"),
-        "--quiet",
-    ]);
-    let report = read_json(&json);
-    sb.assert_clean();
-    (o, report)
-}
-
-fn expectation<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["expectations"]
-        .as_array()
-        .expect("expectations")
-        .iter()
-        .find(|e| e["id"] == id)
-        .unwrap_or_else(|| panic!("no expectation {id}"))
+    common::run_with_report(sb, &[scenario, "--target-url", &app.url])
 }
 
 fn phase<'a>(r: &'a Value, name: &str) -> &'a Value {

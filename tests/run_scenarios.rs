@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::{Sandbox, dump, read_json, stdout};
+use common::{Sandbox, dump, stdout};
 use serde_json::Value;
 
 fn run_scenario(sb: &Sandbox, scenario: &str) -> (std::process::Output, Value) {
-    let json = sb.path().join("report.json");
-    let o = sb.run(&[
-        "run",
-        scenario,
-        "--json",
-        json.to_str().expect("utf-8 path"),
-        "--quiet",
-    ]);
-    let report = read_json(&json);
-    sb.assert_clean();
-    (o, report)
+    common::run_with_report(sb, &[scenario])
 }
 
 /// The report's Prometheus-vs-client agreement row for `phase`.

@@ -164,6 +164,29 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("report is JSON")
 }
 
+/// `slocheck run ARGS… --json FILE --quiet` to completion: its output and the
+/// report, after checking that nothing it started was left behind.
+pub fn run_with_report(sb: &Sandbox, args: &[&str]) -> (Output, serde_json::Value) {
+    let json = sb.path().join("report.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend(["--json", json.to_str().expect("utf-8 path"), "--quiet"]);
+    let o = sb.run(&all);
+    let report = read_json(&json);
+    sb.assert_clean();
+    (o, report)
+}
+
+/// The report's expectation with this id.
+pub fn expectation<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    r["expectations"]
+        .as_array()
+        .expect("expectations")
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no expectation {id} in {r}"))
+}
+
 /// A running `slocheck` whose stderr is read line by line as it comes.
 pub struct Running {
     pub child: std::process::Child,
