@@ -3,7 +3,8 @@
 Used by tests/presets.rs and tests/init.rs: the exporter is the real package
 from PyPI (ci/requirements.txt), only the "model" is trivial. A request whose
 `x-slocheck-fault` header says `status=NNN` is answered with that status by
-the route itself, so the exporter records it exactly as a real failure.
+the route itself, so the exporter records it exactly as a real failure, and
+acknowledged with `x-slocheck-fault-applied` as docs/fault-protocol.md asks.
 
     python exporter_app.py KIND        KIND: instrumentator | starlette |
                                              otel | otel-legacy
@@ -43,7 +44,11 @@ def fault_status(request: Request):
 async def predict(request: Request):
     status = fault_status(request)
     if status is not None:
-        return JSONResponse({"error": "injected"}, status_code=status)
+        return JSONResponse(
+            {"error": "injected"},
+            status_code=status,
+            headers={"x-slocheck-fault-applied": f"status={status}"},
+        )
     return {"prediction": "setosa"}
 
 

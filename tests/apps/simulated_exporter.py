@@ -254,9 +254,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, status, body, ctype="application/json"):
+    def reply(self, status, body, ctype="application/json", applied=None):
         data = body.encode()
         self.send_response(status)
+        if applied:
+            # The fault protocol's acknowledgement (docs/fault-protocol.md).
+            self.send_header("x-slocheck-fault-applied", applied)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -276,7 +279,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(work)
         body = '{"prediction": "setosa"}' if status < 400 else '{"error": "injected"}'
         observe(status, time.perf_counter() - start)
-        self.reply(status, body)
+        faulted = "x-slocheck-fault" in self.headers and status != 200
+        self.reply(status, body, applied=f"status={status}" if faulted else None)
 
     do_GET = serve
     do_POST = serve
