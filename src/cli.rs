@@ -97,6 +97,9 @@ pub struct TrafficArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve the generator's own metrics (sent, dropped, faults, scheduler lag, client latency) at http://ADDR/metrics; a managed Prometheus scrapes them as job "slocheck-generator".
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +224,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 alertmanager: a.alertmanager,
                 alertmanager_bin: a.alertmanager_bin,
                 live_receivers: a.live_receivers,
+                metrics_listen: a.traffic.metrics_listen,
             };
             return run::run(opts, cancel, interrupt).await;
         }
@@ -232,6 +236,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 repeat: a.repeat,
                 admin_token: a.admin_token,
                 progress: progress_mode(a.traffic.quiet),
+                metrics_listen: a.traffic.metrics_listen,
             };
             loadcmd::load(opts, &cancel, &interrupt).await
         }

@@ -52,6 +52,10 @@ pub async fn demo(
     let mut grafana: Option<Grafana> = None;
     let result = async {
         let target = env.start_target(&plan).await?;
+        // The generator's own metrics, for the dashboard's load-generator row.
+        let generator = env
+            .start_generator_metrics(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await?;
         let prepared = rules::prepare(&plan, files, &dir.join("rules"))?;
         let scaled = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
         // Alertmanager (with slocheck's recorder) when the scenario asks for
@@ -87,6 +91,7 @@ pub async fn demo(
         let prom = started?.base_url().clone();
         let mut urls = vec![
             ("target metrics", format!("{target}metrics")),
+            ("generator metrics", format!("http://{generator}/metrics")),
             ("prometheus", prom.to_string()),
         ];
         if let Some(am) = env.alerting.as_ref().and_then(|a| a.url()) {
@@ -130,7 +135,9 @@ async fn loop_load(
     let mut pass = 0u64;
     while !cancel.is_cancelled() {
         pass += 1;
-        let live = Arc::new(LiveStats::default());
+        let live = Arc::new(
+            LiveStats::default().with_generator(env.generator.as_ref().map(|g| &g.metrics)),
+        );
         let pcancel = cancel.child_token();
         let progress = progress::spawn(plan, live.clone(), mode, pcancel.clone());
         let record = load::run(plan, target, live, cancel.clone()).await;

@@ -25,6 +25,8 @@ pub struct LoadOptions {
     /// Bearer token for a target that only honours the fault header with it.
     pub admin_token: Option<String>,
     pub progress: ProgressMode,
+    /// Serve the generator's own metrics here (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub async fn load(
@@ -44,10 +46,15 @@ pub async fn load(
         if env.target.is_some() {
             eprintln!("slocheck: built-in target serving at {url} (metrics at {url}metrics)");
         }
+        if let Some(addr) = opts.metrics_listen {
+            env.start_generator_metrics(addr).await?;
+        }
         let mut pass = 0u64;
         loop {
             pass += 1;
-            let live = Arc::new(LiveStats::default());
+            let live = Arc::new(
+                LiveStats::default().with_generator(env.generator.as_ref().map(|g| &g.metrics)),
+            );
             let pcancel = cancel.child_token();
             let progress = progress::spawn(&plan, live.clone(), opts.progress, pcancel.clone());
             let record = load::run(&plan, &url, live, cancel.clone()).await;

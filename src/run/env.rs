@@ -2,7 +2,9 @@
 //! (managed or external). Started in order, checked before any load, and
 //! always stopped in reverse order.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -10,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alertmanager::{AlertStack, StackOptions};
 use crate::error::Error;
+use crate::load::exporter;
+use crate::load::metrics::GeneratorMetrics;
 use crate::plan::{Plan, TargetPlan};
 use crate::prom::PromClient;
 use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
@@ -30,6 +34,16 @@ pub struct Env {
     pub query_timeout: Option<Duration>,
     /// Recorder + managed Alertmanager, when the scenario checks delivery.
     pub alerting: Option<AlertStack>,
+    /// The generator's own metrics (`--metrics-listen`), scraped as a
+    /// second job by a managed Prometheus.
+    pub generator: Option<GeneratorExport>,
+}
+
+/// A running `--metrics-listen` exporter.
+pub struct GeneratorExport {
+    pub addr: SocketAddr,
+    pub metrics: Arc<GeneratorMetrics>,
+    stop: CancellationToken,
 }
 
 impl Env {
@@ -70,6 +84,23 @@ impl Env {
         Ok(())
     }
 
+    /// Serves the generator's own metrics on `addr` (before Prometheus
+    /// starts, so its config scrapes them); port 0 picks a free one.
+    pub async fn start_generator_metrics(&mut self, addr: SocketAddr) -> Result<SocketAddr, Error> {
+        let metrics = Arc::new(GeneratorMetrics::new());
+        let stop = CancellationToken::new();
+        let bound = exporter::serve(addr, metrics.clone(), stop.clone())
+            .await
+            .map_err(|e| Error::Environment(e.to_string()))?;
+        eprintln!("slocheck: generator metrics at http://{bound}/metrics");
+        self.generator = Some(GeneratorExport {
+            addr: bound,
+            metrics,
+            stop,
+        });
+        Ok(bound)
+    }
+
     /// Starts a managed Prometheus scraping `target`, waits until it is ready
     /// and has scraped the target once.
     pub async fn start_managed(
@@ -103,6 +134,17 @@ impl Env {
                 .as_ref()
                 .map(AlertStack::target)
                 .unwrap_or_default(),
+            extra_jobs: self
+                .generator
+                .iter()
+                .map(|g| {
+                    crate::prom::config::ScrapeConfig::new(
+                        exporter::JOB,
+                        &[g.addr.to_string()],
+                        "/metrics",
+                    )
+                })
+                .collect(),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
         let client = PromClient::new(prom.url().clone(), self.timeout())?;
@@ -167,6 +209,9 @@ impl Env {
         }
         if let Some(t) = self.target.take() {
             t.shutdown().await;
+        }
+        if let Some(g) = self.generator.take() {
+            g.stop.cancel();
         }
     }
 }

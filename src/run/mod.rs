@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub alertmanager_bin: Option<PathBuf>,
     /// Keep the user's real receivers (Slack, Teams…) beside the recorder.
     pub live_receivers: bool,
+    /// Serve the generator's own metrics here (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -197,6 +199,9 @@ async fn execute(
 
     let interrupted = |interrupt: &Interrupt| Error::Interrupted(interrupt.exit_code());
     let target_url = env.start_target(&plan).await?;
+    if let Some(addr) = opts.metrics_listen {
+        env.start_generator_metrics(addr).await?;
+    }
     let (client, timings) = if managed {
         let prepared = rules::prepare(&plan, rule_files, &dir.join("rules"))?;
         session.scaled = prepared.scaled.clone();
@@ -252,7 +257,8 @@ async fn execute(
     }
 
     // Load, watching that the managed Prometheus stays alive meanwhile.
-    let live = Arc::new(LiveStats::default());
+    let live =
+        Arc::new(LiveStats::default().with_generator(env.generator.as_ref().map(|g| &g.metrics)));
     let load_cancel = cancel.child_token();
     let progress = progress::spawn(&plan, live.clone(), opts.progress, load_cancel.clone());
     let task = {

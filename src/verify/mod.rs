@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod bound;
+pub mod delivered;
 pub mod notify;
 pub mod outcome;
 pub mod queries;
@@ -89,9 +90,11 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
                     inp.record.started_at,
                 )
             }
+            ExpectKind::Load(l) => delivered::judge(e, l, v.phase(&l.phase)),
         };
         results.push(r);
     }
+    delivered::apply(&inp.plan.expects, &mut results, inp.record);
     let mut agreement = Vec::with_capacity(inp.record.phases.len());
     for p in &inp.record.phases {
         agreement.push(v.agreement(p, &buckets).await?);
