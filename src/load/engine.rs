@@ -343,7 +343,8 @@ async fn drive(
         let start = spec.t0 + offsets[i];
         tokio::select! {
             _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
-            _ = sleep_until(start) => {}
+            // The pacer's own timer: the first request of a phase is due at its start.
+            _ = timer.wait_until(start) => {}
         }
         reached = i + 1;
         if spec.index == 0 {
