@@ -20,9 +20,20 @@ if ! need wrk || ! need nginx; then
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-cargo build --release --example bench_load --bin slocheck >&2
-BENCH=target/release/examples/bench_load
-SLOCHECK=target/release/slocheck
+# SLOCHECK_BENCH_BUILD=dev-o3: this crate at opt-level 3 over the dev
+# profile's dependencies (opt-level 1, already built by `cargo test`), for a
+# machine too busy to build every dependency in release (figures are then
+# pessimistic: tokio and hyper run at opt-level 1).
+if [ "${SLOCHECK_BENCH_BUILD:-release}" = dev-o3 ]; then
+  CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --example bench_load --bin slocheck >&2
+  OUT=target/debug
+else
+  cargo build --release --example bench_load --bin slocheck >&2
+  OUT=target/release
+fi
+BENCH=$OUT/examples/bench_load
+SLOCHECK=$OUT/slocheck
+echo "build: ${SLOCHECK_BENCH_BUILD:-release}"
 
 TMP="$(mktemp -d)"
 NGINX_PID=""
@@ -102,7 +113,9 @@ OHA=""
 find_oha() {
   OHA="$(command -v oha || true)"
   [ -z "$OHA" ] && [ -x "$HOME/.cargo/bin/oha" ] && OHA="$HOME/.cargo/bin/oha"
-  if [ -z "$OHA" ]; then
+  # SLOCHECK_BENCH_INSTALL_OHA=0 skips the install (it takes tens of
+  # minutes on a busy 2-core machine).
+  if [ -z "$OHA" ] && [ "${SLOCHECK_BENCH_INSTALL_OHA:-1}" = 1 ]; then
     echo "installing oha (cargo install oha; several minutes on 2 cores)" >&2
     cargo install oha --locked >&2 || cargo install oha >&2 || true
     [ -x "$HOME/.cargo/bin/oha" ] && OHA="$HOME/.cargo/bin/oha"

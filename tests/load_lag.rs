@@ -13,8 +13,7 @@ use slocheck::load::metrics::GeneratorMetrics;
 use slocheck::load::{LiveStats, exporter, phase_summary_table, run};
 use slocheck::plan::*;
 use slocheck::record::RunRecord;
-use slocheck::report::{self, Report, RunStatus};
-use slocheck::run::Session;
+use slocheck::report::{self, Report, RunData, RunStatus};
 use tokio_util::sync::CancellationToken;
 
 async fn server() -> reqwest::Url {
@@ -48,9 +47,11 @@ async fn go(plan: &Plan, generator: &Arc<GeneratorMetrics>) -> RunRecord {
 }
 
 fn report_of(plan: &Plan, record: &RunRecord) -> Report {
-    let mut session = Session::default();
-    session.record = Some(record.clone());
-    Report::new(plan, &session, RunStatus::Passed, 0, None)
+    let run = RunData {
+        record: Some(record),
+        ..RunData::default()
+    };
+    Report::new(plan, &run, RunStatus::Passed, 0, None)
 }
 
 /// Sum over shards of one exported sample of `phase`.
