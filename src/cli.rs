@@ -47,6 +47,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Live dashboards without Docker: built-in target, managed Prometheus (and Grafana if installed), looping load.
     Demo(DemoArgs),
+    /// Kubernetes objects generated from the project's files (e.g. a PrometheusRule from rules/*.yml).
+    #[command(subcommand)]
+    K8s(crate::k8s::cmd::K8sCommand),
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +263,7 @@ async fn dispatch(cmd: Command) -> u8 {
             demo::demo(opts, &cancel, &interrupt).await
         }
         Command::Report(a) => crate::report::cmd::run(&a),
+        Command::K8s(c) => crate::k8s::cmd::run(c),
         Command::Check(a) => {
             signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
                 .await

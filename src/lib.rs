@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod input;
+pub mod k8s;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;

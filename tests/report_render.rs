@@ -9,7 +9,7 @@ mod browser;
 use std::path::PathBuf;
 
 use slocheck::report::{self, Report, RunStatus, dir::Format, html};
-use slocheck::verify::outcome::Verdict;
+use slocheck::verify::outcome::{ExpectationKind, Verdict};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -85,6 +85,16 @@ fn json_matches_the_committed_schema() {
     ] {
         let errors = schema_errors(&json_of(&r));
         assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}
+
+#[test]
+fn every_expectation_kind_is_in_the_schema() {
+    for kind in ExpectationKind::ALL {
+        let mut r = fixture();
+        r.expectations[0].kind = kind;
+        let errors = schema_errors(&json_of(&r));
+        assert!(errors.is_empty(), "{kind}: {errors:#?}");
     }
 }
 

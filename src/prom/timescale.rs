@@ -199,8 +199,9 @@ struct OutFile<'a> {
     groups: Vec<OutGroup<'a>>,
 }
 
+/// One rule group as written back to YAML (scaled copies, PrometheusRule).
 #[derive(Serialize)]
-struct OutGroup<'a> {
+pub(crate) struct OutGroup<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     interval: Option<String>,
@@ -210,7 +211,7 @@ struct OutGroup<'a> {
 }
 
 #[derive(Serialize)]
-struct OutRule<'a> {
+pub(crate) struct OutRule<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +225,60 @@ struct OutRule<'a> {
     labels: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+/// A rule as written back, with the given (possibly rewritten) expression
+/// and timings.
+fn out_rule(
+    r: &Rule,
+    expr: String,
+    for_: Option<String>,
+    keep_firing_for: Option<String>,
+) -> OutRule<'_> {
+    match r {
+        Rule::Recording(rec) => OutRule {
+            record: Some(&rec.name),
+            alert: None,
+            expr,
+            for_: None,
+            keep_firing_for: None,
+            labels: &rec.labels,
+            annotations: None,
+        },
+        Rule::Alert(a) => OutRule {
+            record: None,
+            alert: Some(&a.name),
+            expr,
+            for_,
+            keep_firing_for,
+            labels: &a.labels,
+            annotations: (!a.annotations.is_empty()).then_some(&a.annotations),
+        },
+    }
+}
+
+/// The groups of a rule file exactly as written (expressions verbatim), for
+/// wrapping them into another document such as a PrometheusRule.
+pub(crate) fn verbatim_groups(file: &RuleFile) -> Vec<OutGroup<'_>> {
+    let timing = |d: Duration| (!d.is_zero()).then(|| format_duration(d));
+    file.groups
+        .iter()
+        .map(|g| OutGroup {
+            name: &g.name,
+            interval: g.interval.map(format_duration),
+            limit: g.limit,
+            rules: g
+                .rules
+                .iter()
+                .map(|r| match r {
+                    Rule::Recording(_) => out_rule(r, r.expr().to_string(), None, None),
+                    Rule::Alert(a) => {
+                        out_rule(r, a.expr.clone(), timing(a.for_), timing(a.keep_firing_for))
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Scales a whole rule file; returns the new YAML and every change made.
@@ -283,24 +338,13 @@ pub fn scale_rule_file(
                 Some(scaled)
             };
             rules.push(match r {
-                Rule::Recording(rec) => OutRule {
-                    record: Some(&rec.name),
-                    alert: None,
+                Rule::Recording(_) => out_rule(r, expr, None, None),
+                Rule::Alert(a) => out_rule(
+                    r,
                     expr,
-                    for_: None,
-                    keep_firing_for: None,
-                    labels: &rec.labels,
-                    annotations: None,
-                },
-                Rule::Alert(a) => OutRule {
-                    record: None,
-                    alert: Some(&a.name),
-                    expr,
-                    for_: timing("for", a.for_),
-                    keep_firing_for: timing("keep_firing_for", a.keep_firing_for),
-                    labels: &a.labels,
-                    annotations: (!a.annotations.is_empty()).then_some(&a.annotations),
-                },
+                    timing("for", a.for_),
+                    timing("keep_firing_for", a.keep_firing_for),
+                ),
             });
         }
         groups.push(OutGroup {

@@ -23,7 +23,9 @@
 //!    test, an arm in `judge::one`, and the expected-text arm in
 //!    `judge::expected`.
 //! 4. `outcome::ExpectationKind`: the variant (serialised as the scenario
-//!    key) and the same string in `schemas/report.schema.json`.
+//!    key, listed in `ALL`) and the same string in
+//!    `schemas/report.schema.json` (`tests/report_render.rs` holds the schema
+//!    to `ALL`).
 //!
 //! Rules that cut across kinds (e.g. "no data is inconclusive") belong in
 //! `judge::one`, which sees every observation.

@@ -52,6 +52,15 @@ pub enum ExpectationKind {
 }
 
 impl ExpectationKind {
+    /// Every kind, for tests that hold the schema to the code.
+    pub const ALL: [ExpectationKind; 5] = [
+        ExpectationKind::LatencyQuantile,
+        ExpectationKind::ErrorRatio,
+        ExpectationKind::Alert,
+        ExpectationKind::Notified,
+        ExpectationKind::PromQl,
+    ];
+
     pub fn of(kind: &ExpectKind) -> ExpectationKind {
         match kind {
             ExpectKind::LatencyQuantile { .. } => ExpectationKind::LatencyQuantile,
@@ -180,13 +189,7 @@ mod tests {
 
     #[test]
     fn kinds_serialise_as_the_scenario_keys() {
-        for k in [
-            ExpectationKind::LatencyQuantile,
-            ExpectationKind::ErrorRatio,
-            ExpectationKind::Alert,
-            ExpectationKind::Notified,
-            ExpectationKind::PromQl,
-        ] {
+        for k in ExpectationKind::ALL {
             let json = serde_json::to_string(&k).expect("serialise");
             assert_eq!(json, format!("\"{k}\""));
             assert_eq!(
