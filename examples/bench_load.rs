@@ -1,6 +1,7 @@
 //! Benchmark driver for the load engine alone (no CLI, no Prometheus): runs
-//! one phase against a URL and prints achieved rate, CPU per request and peak
-//! RSS as `key=value` pairs for `ci/bench-load.sh`.
+//! one phase against a URL and prints achieved rate, delivered share of the
+//! schedule, scheduler lag, CPU per request and peak RSS as `key=value` pairs
+//! for `ci/bench-load.sh`.
 //!
 //! usage: bench_load URL closed CONNS SECS | bench_load URL open RATE SECS
 
@@ -85,9 +86,30 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let cpu = cpu_secs()? - cpu0;
     let ph = rec.phases.first().ok_or("no phase recorded")?;
     let done = ph.responses().max(1);
+    let lag = |q: f64| {
+        if ph.scheduler_lag.is_empty() {
+            "-".to_string()
+        } else {
+            ph.scheduler_lag.value_at_quantile(q).to_string()
+        }
+    };
     println!(
-        "sent={} responses={} ok_2xx={} dropped={} errors={} conn_errors={} timeouts={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
+        "sent={} planned={} delivered={:.4} pacer={} shards={} lag_p50_us={} lag_p99_us={} lag_max_us={} responses={} ok_2xx={} dropped={} errors={} conn_errors={} timeouts={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
         ph.sent,
+        ph.planned
+            .map_or_else(|| "-".to_string(), |n| n.to_string()),
+        ph.planned
+            .filter(|&n| n > 0)
+            .map_or(1.0, |n| ph.sent as f64 / n as f64),
+        rec.generator.pacer.as_deref().unwrap_or("-"),
+        rec.generator.shards,
+        lag(0.5),
+        lag(0.99),
+        if ph.scheduler_lag.is_empty() {
+            "-".to_string()
+        } else {
+            ph.scheduler_lag.max().to_string()
+        },
         ph.responses(),
         ph.status_classes[1],
         ph.dropped,

@@ -141,6 +141,9 @@ pub struct TrafficArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve the generator's own metrics (sent, dropped, faults, scheduler lag, client latency) at http://ADDR/metrics; a managed Prometheus scrapes them as job "slocheck-generator".
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +282,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 alertmanager_bin: a.alertmanager_bin,
                 live_receivers: a.live_receivers,
                 export_promtool: a.export_promtool,
+                metrics_listen: a.traffic.metrics_listen,
             };
             let suite = !a.more.is_empty()
                 || opts.scenario.is_dir()
@@ -310,6 +314,7 @@ async fn dispatch(cmd: Command) -> u8 {
                 repeat: a.repeat,
                 admin_token: a.admin_token,
                 progress: progress_mode(a.traffic.quiet),
+                metrics_listen: a.traffic.metrics_listen,
             };
             loadcmd::load(opts, &cancel, &interrupt).await
         }

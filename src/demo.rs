@@ -88,6 +88,10 @@ async fn serve(
     interrupt: &Interrupt,
 ) -> Result<u8, Error> {
     let target = env.start_target(plan).await?;
+    // The generator's own metrics, for the dashboard's load-generator row.
+    let generator = env
+        .start_generator_metrics(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await?;
     // Alertmanager (with slocheck's recorder) when the scenario asks for it
     // or the binary is installed: the demo then shows alerts delivered.
     let am_plan = plan.alertmanager.clone().unwrap_or_default();
@@ -112,6 +116,7 @@ async fn serve(
     let prom = up.client.base_url().clone();
     let mut urls = vec![
         ("target metrics", format!("{target}metrics")),
+        ("generator metrics", format!("http://{generator}/metrics")),
         ("prometheus", prom.to_string()),
     ];
     if let Some(am) = env.alerting.as_ref().and_then(|a| a.url()) {

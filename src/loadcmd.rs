@@ -24,6 +24,8 @@ pub struct LoadOptions {
     /// Bearer token for a target that only honours the fault header with it.
     pub admin_token: Option<String>,
     pub progress: ProgressMode,
+    /// Serve the generator's own metrics here (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub async fn load(
@@ -51,6 +53,9 @@ pub async fn load(
         let url = env.start_target(&plan).await?;
         if env.target.is_some() {
             eprintln!("slocheck: built-in target serving at {url} (metrics at {url}metrics)");
+        }
+        if let Some(addr) = opts.metrics_listen {
+            env.start_generator_metrics(addr).await?;
         }
         passes(
             &plan,
@@ -193,7 +198,7 @@ fn promql_of_expectations(plan: &Plan) -> String {
             ExpectKind::LatencyMean { phase, .. } => Some(m.latency_mean(window(phase))),
             ExpectKind::PromQl { expr, .. } => Some(expr.clone()),
             ExpectKind::Alert(a) => Some(crate::verify::queries::alert_states(&a.alert)),
-            ExpectKind::Notified(_) => None,
+            ExpectKind::Notified(_) | ExpectKind::Load(_) => None,
         };
         if let Some(q) = q {
             out.push_str(&format!("{} promql: {q}\n", e.id));

@@ -269,6 +269,32 @@ pub enum ExpectKind {
         aggregate: Aggregate,
         bound: Bound<f64>,
     },
+    /// The generator delivered a phase's schedule (open loop).
+    Load(LoadExpectation),
+}
+
+/// Delivered load of one phase: sent ÷ scheduled at least
+/// `min_achieved_ratio`, at most `max_dropped` sends dropped. A missing
+/// bound is not checked; at least one is given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadExpectation {
+    pub phase: String,
+    pub min_achieved_ratio: Option<f64>,
+    pub max_dropped: Option<u64>,
+}
+
+impl LoadExpectation {
+    /// `load in "spike": ≥ 99% of the schedule sent, ≤ 0 dropped`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = self.min_achieved_ratio {
+            parts.push(format!("≥ {}% of the schedule sent", r * 100.0));
+        }
+        if let Some(d) = self.max_dropped {
+            parts.push(format!("≤ {d} dropped"));
+        }
+        format!("load in \"{}\": {}", self.phase, parts.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -27,6 +27,19 @@ pub struct RunRecord {
     pub phases: Vec<PhaseRecord>,
     /// True when the run was cut short (Ctrl-C, a fatal error).
     pub aborted: bool,
+    /// How the open-loop sends were paced and by how many shards.
+    pub generator: GeneratorInfo,
+}
+
+/// The generator itself: which timer paced it, on how many shards and
+/// cores. Reported beside the scheduler lag so a high lag can be explained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratorInfo {
+    /// `timerfd` or `sleep_until` (open loop); None in closed mode, which
+    /// has no schedule to keep.
+    pub pacer: Option<String>,
+    pub shards: usize,
+    pub cores: usize,
 }
 
 /// Counters and histograms of one phase, merged over all workers.
@@ -39,6 +52,10 @@ pub struct PhaseRecord {
     pub end: SystemTime,
     /// Requests the schedule asked for (open mode); sends attempted (closed).
     pub scheduled: u64,
+    /// Open mode: requests the plan's schedule holds for `[start, end]`,
+    /// whether or not their time came before the run ended (None in closed
+    /// mode, which has no schedule). Delivered load is `sent / planned`.
+    pub planned: Option<u64>,
     /// Requests actually sent.
     pub sent: u64,
     /// Open mode: scheduled sends not made because `max_in_flight` was
@@ -66,6 +83,9 @@ pub struct PhaseRecord {
     pub latency_corrected: Histogram<u64>,
     /// Latency from the actual send (service time), µs.
     pub latency_service: Histogram<u64>,
+    /// Open loop: scheduler lag (actual send − intended send), µs; empty in
+    /// closed mode. The part of `latency_corrected` the generator added.
+    pub scheduler_lag: Histogram<u64>,
     /// Per-second series over the phase (index = whole seconds since start).
     pub per_second: Vec<SecondStats>,
 }

@@ -53,15 +53,21 @@ async fn slow_demo_is_scraped_and_sigint_leaves_nothing_behind() {
             .any(|l| l.starts_with("target metrics: http://127.0.0.1:")),
         "{seen:?}"
     );
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("generator metrics: http://127.0.0.1:")),
+        "{seen:?}"
+    );
 
-    // Prometheus scrapes the demo target, and the looping load reaches it.
+    // Prometheus scrapes the demo target and the generator's own metrics
+    // (the dashboard's load-generator row), and the looping load reaches it.
     let http = reqwest::Client::new();
     let query = prom.join("api/v1/query").expect("url");
     let started = Instant::now();
     let mut last = String::new();
     let mut scraped = false;
     while started.elapsed() < Duration::from_secs(30) {
-        let expr = "sum(up{job=\"slocheck-target\"}) * sum(http_requests_total{path=\"/predict\",status=\"200\"} > 0)";
+        let expr = "sum(up{job=\"slocheck-target\"}) * sum(http_requests_total{path=\"/predict\",status=\"200\"} > 0) * sum(slocheck_generator_requests_sent_total{job=\"slocheck-generator\"} > 0)";
         let url = reqwest::Url::parse_with_params(query.as_str(), &[("query", expr)]).expect("url");
         if let Ok(r) = http.get(url).send().await {
             last = r.text().await.unwrap_or_default();

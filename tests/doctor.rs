@@ -153,6 +153,7 @@ async fn slow_down_target_rule_error_and_empty_panel() {
         metrics_path: "/metrics".into(),
         rule_files: vec![rules],
         alertmanagers: vec![],
+        extra_jobs: vec![],
     };
     let prom = ManagedPrometheus::start(cfg, &CancellationToken::new())
         .await

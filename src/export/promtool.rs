@@ -292,8 +292,9 @@ fn checks(inp: &ExportInputs<'_>, origin_ms: u64, step_ms: u64) -> Vec<ExprCheck
                 (bound.clone(), expr)
             }
             // Alert lifecycles are replayed from ALERTS; deliveries need an
-            // Alertmanager promtool does not have.
-            ExpectKind::Alert(_) | ExpectKind::Notified(_) => continue,
+            // Alertmanager promtool does not have; delivered load is the
+            // client's record, not a series.
+            ExpectKind::Alert(_) | ExpectKind::Notified(_) | ExpectKind::Load(_) => continue,
         };
         let at_ms = ev.at_ms.saturating_sub(origin_ms) / step_ms * step_ms;
         out.push(ExprCheck {

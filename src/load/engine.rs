@@ -8,6 +8,10 @@
 //! scheduled requests `n ≡ s (mod k)`; in closed mode the workers are split
 //! across shards and draw request numbers from one atomic counter per phase,
 //! so fault selection stays exact across the whole phase.
+//!
+//! Open-loop sends are paced by the shard's own high-resolution timer
+//! (`timer`): each wake sends every request that is due by then (catch-up,
+//! never skipped) and records how late each left (the scheduler lag).
 
 use std::cell::{Cell, RefCell};
 use std::num::NonZeroUsize;
@@ -24,11 +28,13 @@ use tokio_util::sync::CancellationToken;
 use super::client::{self, ClientError, Conn, Target};
 use super::faults::PhaseFaults;
 use super::live::{Counts, LiveStats};
-use super::pacer::Pacer;
-use super::recorder::Recorder;
+use super::metrics::PhaseCells;
+use super::pacer::{Pacer, batch_budget, peak_rate};
+use super::recorder::{Outcome, Recorder};
+use super::timer::{PacerKind, Timer};
 use crate::fault_protocol;
-use crate::plan::{LoadMode, Plan, Rate};
-use crate::record::RunRecord;
+use crate::plan::{LoadMode, Plan};
+use crate::record::{GeneratorInfo, RunRecord};
 use crate::timeutil::unix_ms;
 
 pub use super::live::LiveSnapshot;
@@ -74,6 +80,8 @@ struct ShardSpec {
 
 struct ShardResult {
     recorders: Vec<Recorder>,
+    /// The timer that paced this shard's open-loop sends.
+    pacer: PacerKind,
     /// Phases this shard started.
     reached: usize,
     cancelled_at: Option<SystemTime>,
@@ -88,6 +96,8 @@ struct Ctx {
     recorders: RefCell<Vec<Recorder>>,
     idle: RefCell<Vec<Conn>>,
     in_flight: Cell<usize>,
+    /// Per-phase exported cells (`--metrics-listen`), else None.
+    cells: Option<Vec<Arc<PhaseCells>>>,
     /// Counters already added to `LiveStats`.
     published: Cell<Counts>,
 }
@@ -114,17 +124,17 @@ fn share(total: usize, shards: usize, index: usize) -> usize {
 /// wake-ups (each shard wakes for its own share of the schedule).
 const RATE_PER_SHARD: f64 = 10_000.0;
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
 fn shard_count(plan: &Plan) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let limit = match plan.load.mode {
         LoadMode::Open => {
             let peak = plan
                 .phases
                 .iter()
-                .map(|p| match p.rate {
-                    Rate::Constant(r) => r,
-                    Rate::Ramp { from, to } => from.max(to),
-                })
+                .map(|p| peak_rate(p.rate))
                 .fold(0.0, f64::max);
             let by_rate = (peak / RATE_PER_SHARD).ceil().max(1.0) as usize;
             plan.load.max_in_flight.get().min(by_rate)
@@ -136,7 +146,7 @@ fn shard_count(plan: &Plan) -> usize {
             .max()
             .unwrap_or(1),
     };
-    cores.min(limit).max(1)
+    cores().min(limit).max(1)
 }
 
 /// Run every phase of `plan` once against `base_url`. On `cancel` the load
@@ -156,6 +166,7 @@ pub async fn run(
             ended_at: now,
             phases: Vec::new(),
             aborted: false,
+            generator: GeneratorInfo::default(),
         });
     }
     let shards = shard_count(plan);
@@ -202,6 +213,19 @@ pub async fn run(
 
 fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord {
     let offsets = phase_offsets(plan);
+    let generator = GeneratorInfo {
+        // One fallen-back shard makes the run's pacing the fallback's.
+        pacer: matches!(plan.load.mode, LoadMode::Open).then(|| {
+            let kind = if results.iter().all(|r| r.pacer == PacerKind::Timerfd) {
+                PacerKind::Timerfd
+            } else {
+                PacerKind::SleepUntil
+            };
+            kind.as_str().to_string()
+        }),
+        shards: results.len(),
+        cores: cores(),
+    };
     let reached = results.iter().map(|r| r.reached).max().unwrap_or(0);
     let cancelled_at = results.iter().filter_map(|r| r.cancelled_at).min();
     let mut merged: Vec<Option<Recorder>> = (0..reached).map(|_| None).collect();
@@ -224,7 +248,12 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
                 Some(c) if i + 1 == reached => c.clamp(start, planned_end),
                 _ => planned_end,
             };
-            Some(rec?.into_record(phase.name.clone(), start, end))
+            let mut record = rec?.into_record(phase.name.clone(), start, end);
+            if matches!(plan.load.mode, LoadMode::Open) {
+                let span = end.duration_since(start).unwrap_or_default();
+                record.planned = Some(Pacer::new(phase.rate, phase.duration).count_until(span));
+            }
+            Some(record)
         })
         .collect::<Vec<_>>();
     let ended_at = match cancelled_at {
@@ -236,6 +265,7 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
         ended_at,
         phases,
         aborted: cancelled_at.is_some(),
+        generator,
     }
 }
 
@@ -250,6 +280,8 @@ fn run_shard(
         .build()
         .ok()?;
     let local = tokio::task::LocalSet::new();
+    let names: Vec<&str> = spec.plan.phases.iter().map(|p| p.name.as_str()).collect();
+    let cells = live.generator().map(|g| g.cells(spec.index, &names));
     let ctx = Rc::new(Ctx {
         target: spec.target.clone(),
         fault_header: fault_protocol::FAULT_HEADER_NAME,
@@ -270,14 +302,17 @@ fn run_shard(
         ),
         idle: RefCell::new(Vec::new()),
         in_flight: Cell::new(0),
+        cells,
         published: Cell::new(Counts::default()),
     });
-    let (reached, cancelled_at) = local.block_on(&rt, drive(ctx.clone(), &spec, live, cancel));
+    let (reached, cancelled_at, pacer) =
+        local.block_on(&rt, drive(ctx.clone(), &spec, live, cancel));
     // Abandoned requests hold clones of `ctx`; dropping them first frees it.
     drop(local);
     let recorders = std::mem::take(&mut *ctx.recorders.borrow_mut());
     Some(ShardResult {
         recorders,
+        pacer,
         reached,
         cancelled_at,
     })
@@ -288,7 +323,9 @@ async fn drive(
     spec: &ShardSpec,
     live: Arc<LiveStats>,
     cancel: CancellationToken,
-) -> (usize, Option<SystemTime>) {
+) -> (usize, Option<SystemTime>, PacerKind) {
+    // Made on the shard's runtime: the timerfd registers with its reactor.
+    let mut timer = Timer::new();
     let publisher = tokio::task::spawn_local(publish(
         ctx.clone(),
         spec.t0,
@@ -302,7 +339,8 @@ async fn drive(
         let start = spec.t0 + offsets[i];
         tokio::select! {
             _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
-            _ = sleep_until(start) => {}
+            // The pacer's own timer: the first request of a phase is due at its start.
+            _ = timer.wait_until(start) => {}
         }
         reached = i + 1;
         if spec.index == 0 {
@@ -311,7 +349,7 @@ async fn drive(
         let end = start + phase.duration;
         let phase_run = async {
             match spec.plan.load.mode {
-                LoadMode::Open => open_phase(&ctx, spec, i, start).await,
+                LoadMode::Open => open_phase(&ctx, spec, i, start, &mut timer).await,
                 LoadMode::Closed {
                     concurrency,
                     think_time,
@@ -349,33 +387,58 @@ async fn drive(
     }
     publisher.abort();
     publish_once(&ctx, &live);
-    (reached, cancelled_at)
+    (reached, cancelled_at, timer.kind())
 }
 
-async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instant) {
+async fn open_phase(
+    ctx: &Rc<Ctx>,
+    spec: &ShardSpec,
+    phase: usize,
+    start: Instant,
+    timer: &mut Timer,
+) {
     let p = &spec.plan.phases[phase];
     let pacer = Pacer::new(p.rate, p.duration);
+    let stride = spec.shards as u64;
+    let budget = batch_budget(peak_rate(p.rate) / spec.shards as f64);
     let mut n = spec.index as u64;
-    while let Some(offset) = pacer.offset(n) {
-        let due = start + offset;
-        sleep_until(due).await;
-        ctx.recorders.borrow_mut()[phase].scheduled += 1;
-        if ctx.in_flight.get() >= spec.cap {
-            ctx.recorders.borrow_mut()[phase].on_drop();
-        } else {
-            ctx.in_flight.set(ctx.in_flight.get() + 1);
-            let ctx = ctx.clone();
-            tokio::task::spawn_local(async move {
-                let mut slot = ctx.idle.borrow_mut().pop();
-                one(&ctx, &mut slot, phase, n, due, start).await;
-                if let Some(conn) = slot {
-                    ctx.idle.borrow_mut().push(conn);
-                }
-                ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
-            });
+    while let Some(wake) = pacer.wake_offset(n, stride, budget) {
+        timer.wait_until(start + wake).await;
+        // Catch up: everything due by now leaves on this wake, however late
+        // the wake was; nothing is skipped and nothing leaves early.
+        let since = Instant::now().saturating_duration_since(start);
+        while let Some(offset) = pacer.offset(n).filter(|&o| o <= since) {
+            send_scheduled(ctx, spec.cap, phase, n, start + offset, start);
+            n += stride;
         }
-        n += spec.shards as u64;
     }
+}
+
+/// Request `n` is due: spawn it, or count it dropped when the in-flight
+/// bound is reached (never waited for: that would close the loop).
+fn send_scheduled(ctx: &Rc<Ctx>, cap: usize, phase: usize, n: u64, due: Instant, start: Instant) {
+    ctx.recorders.borrow_mut()[phase].scheduled += 1;
+    let cells = ctx.cells.as_ref().map(|c| &c[phase]);
+    if let Some(c) = cells {
+        c.scheduled.fetch_add(1, Relaxed);
+    }
+    if ctx.in_flight.get() >= cap {
+        ctx.recorders.borrow_mut()[phase].on_drop();
+        if let Some(c) = cells {
+            c.dropped.fetch_add(1, Relaxed);
+        }
+        return;
+    }
+    ctx.in_flight.set(ctx.in_flight.get() + 1);
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        let mut slot = ctx.idle.borrow_mut().pop();
+        one(&ctx, &mut slot, phase, n, Some(due), start).await;
+        if let Some(conn) = slot {
+            ctx.idle.borrow_mut().push(conn);
+        }
+        ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
+    });
 }
 
 async fn closed_worker(
@@ -390,9 +453,11 @@ async fn closed_worker(
     while Instant::now() < end {
         let n = counters[phase].fetch_add(1, Relaxed);
         ctx.recorders.borrow_mut()[phase].scheduled += 1;
-        // In closed mode the intended send time is the actual one.
+        if let Some(c) = &ctx.cells {
+            c[phase].scheduled.fetch_add(1, Relaxed);
+        }
         ctx.in_flight.set(ctx.in_flight.get() + 1);
-        one(&ctx, &mut slot, phase, n, Instant::now(), start).await;
+        one(&ctx, &mut slot, phase, n, None, start).await;
         ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
         if !think.is_zero() {
             sleep_until((Instant::now() + think).min(end)).await;
@@ -403,8 +468,10 @@ async fn closed_worker(
     }
 }
 
-/// Request `n` of `phase`, intended at `intended`: fault decision, send,
-/// record. The one request path both modes share; callers account for it in
+/// Request `n` of `phase`, intended at `intended` (open loop; closed loop has
+/// no schedule, so the actual send is the intended one and there is no lag):
+/// fault decision, send, record. The one request path both modes share;
+/// callers account for it in
 /// `in_flight` (the open-loop scheduler must do so before the task runs, or a
 /// burst of overdue sends could overshoot the bound).
 async fn one(
@@ -412,7 +479,7 @@ async fn one(
     slot: &mut Option<Conn>,
     phase: usize,
     n: u64,
-    intended: Instant,
+    intended: Option<Instant>,
     start: Instant,
 ) {
     let decision = {
@@ -427,19 +494,40 @@ async fn one(
         .and_then(|d| d.header)
         .map(|h| (&ctx.fault_header, h));
     let sent_at = Instant::now();
-    ctx.recorders.borrow_mut()[phase].on_send(
-        sent_at.saturating_duration_since(start),
-        error,
-        delay,
-    );
+    let lag = intended.map(|i| sent_at.saturating_duration_since(i));
+    {
+        let mut recs = ctx.recorders.borrow_mut();
+        let rec = &mut recs[phase];
+        rec.on_send(sent_at.saturating_duration_since(start), error, delay);
+        if let Some(lag) = lag {
+            rec.on_lag(lag);
+        }
+    }
+    let cells = ctx.cells.as_ref().map(|c| &c[phase]);
+    if let Some(c) = cells {
+        c.sent.fetch_add(1, Relaxed);
+        c.injected_errors.fetch_add(u64::from(error), Relaxed);
+        c.injected_delays.fetch_add(u64::from(delay), Relaxed);
+        if let Some(lag) = lag {
+            c.lag.observe(lag);
+        }
+    }
     let (outcome, acknowledged) = client::exchange(&ctx.target, slot, n, header).await;
     let now = Instant::now();
+    let corrected = now.saturating_duration_since(intended.unwrap_or(sent_at));
+    if let Some(c) = cells {
+        if let Outcome::Response(_) = outcome {
+            c.latency.observe(corrected);
+        }
+        c.faults_acknowledged
+            .fetch_add(u64::from(acknowledged), Relaxed);
+    }
     let mut recorders = ctx.recorders.borrow_mut();
     let rec = &mut recorders[phase];
     rec.on_done(
         now.saturating_duration_since(start),
         outcome,
-        now.saturating_duration_since(intended),
+        corrected,
         now.saturating_duration_since(sent_at),
     );
     if acknowledged {

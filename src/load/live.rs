@@ -2,6 +2,9 @@
 //! written by the load shards a few times a second, never per request.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use super::metrics::GeneratorMetrics;
 
 /// Live view of a running load. Counters are cumulative over every `run`
 /// call that was given this value (so `--loop` keeps counting); the phase
@@ -17,6 +20,8 @@ pub struct LiveStats {
     dropped: AtomicU64,
     failed: AtomicU64,
     p90_us: AtomicU64,
+    /// Per-request cells for `--metrics-listen`; unset, the shards skip them.
+    generator: OnceLock<Arc<GeneratorMetrics>>,
 }
 
 /// A consistent-enough copy of the live counters for display.
@@ -78,6 +83,19 @@ impl LiveStats {
             failed: self.failed.load(Relaxed),
             p90_us: self.p90_us.load(Relaxed),
         }
+    }
+
+    /// Turns on the generator's per-request metrics (before `load::run`);
+    /// the same `GeneratorMetrics` may serve many runs (`--loop`).
+    pub fn with_generator(self, g: Option<&Arc<GeneratorMetrics>>) -> Self {
+        if let Some(g) = g {
+            let _ = self.generator.set(g.clone());
+        }
+        self
+    }
+
+    pub(crate) fn generator(&self) -> Option<&Arc<GeneratorMetrics>> {
+        self.generator.get()
     }
 
     pub(crate) fn set_phase(&self, index: usize, started_unix_ms: u64) {

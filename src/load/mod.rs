@@ -3,11 +3,14 @@
 
 pub mod client;
 pub mod engine;
+pub mod exporter;
 pub mod faults;
 pub mod live;
+pub mod metrics;
 pub mod pacer;
 pub mod recorder;
 pub mod summary;
+pub mod timer;
 
 pub use engine::{LoadError, run};
 pub use live::{LiveSnapshot, LiveStats};

@@ -1,5 +1,6 @@
-//! Per-worker measurements of one phase: latency histograms, status and error
-//! counters, injected-fault ground truth and a per-second series. Recording
+//! Per-worker measurements of one phase: latency and scheduler-lag
+//! histograms, status and error counters, injected-fault ground truth and a
+//! per-second series. Recording
 //! never locks, allocates or formats; recorders are merged after the run.
 
 use std::time::Duration;
@@ -122,6 +123,8 @@ pub struct Recorder {
     statuses: Box<[u64; 600]>,
     corrected: Histogram<u64>,
     service: Histogram<u64>,
+    /// Open loop: actual send − intended send, µs (the generator's own error).
+    lag: Histogram<u64>,
     seconds: Vec<SecondAcc>,
 }
 
@@ -146,6 +149,7 @@ impl Recorder {
             statuses: Box::new([0; 600]),
             corrected: new_histogram(),
             service: new_histogram(),
+            lag: new_histogram(),
             seconds: vec![SecondAcc::default(); secs],
         }
     }
@@ -168,6 +172,12 @@ impl Recorder {
     /// The response to a fault request carried the acknowledgement header.
     pub fn on_fault_acknowledged(&mut self) {
         self.faults_acknowledged += 1;
+    }
+
+    /// How late an open-loop send left against its schedule.
+    pub fn on_lag(&mut self, lag: Duration) {
+        // 0 µs is a real value here (on time), unlike for latencies.
+        self.lag.saturating_record(micros(lag));
     }
 
     pub fn on_drop(&mut self) {
@@ -246,6 +256,7 @@ impl Recorder {
         // Same bounds everywhere: adding cannot fail.
         let _ = self.corrected.add(&o.corrected);
         let _ = self.service.add(&o.service);
+        let _ = self.lag.add(&o.lag);
         if self.seconds.len() < o.seconds.len() {
             self.seconds.resize(o.seconds.len(), SecondAcc::default());
         }
@@ -290,6 +301,7 @@ impl Recorder {
             start,
             end,
             scheduled: self.scheduled,
+            planned: None,
             sent: self.sent,
             dropped: self.dropped,
             status_classes,
@@ -302,6 +314,7 @@ impl Recorder {
             faults_acknowledged: self.faults_acknowledged,
             latency_corrected: self.corrected,
             latency_service: self.service,
+            scheduler_lag: self.lag,
             per_second,
         }
     }
@@ -344,6 +357,9 @@ mod tests {
         b.on_send(ms(1700), false, false);
         b.on_done(ms(1900), Outcome::Timeout, ms(200), ms(200));
         b.on_drop();
+        a.on_lag(ms(0));
+        b.on_lag(Duration::from_micros(40));
+        b.on_lag(Duration::from_micros(900));
         a.merge(&b);
         let start = SystemTime::UNIX_EPOCH;
         let r = a.into_record("p".into(), start, start + Duration::from_secs(2));
@@ -364,5 +380,8 @@ mod tests {
             r.per_second[1].p90_us
         );
         assert_eq!(r.latency_corrected.len(), 11);
+        assert_eq!(r.scheduler_lag.len(), 3);
+        assert_eq!(r.scheduler_lag.min(), 0);
+        assert!(r.scheduler_lag.max().abs_diff(900) <= 1);
     }
 }

@@ -1,11 +1,12 @@
-//! Plain-text per-phase table of a run record, for `slocheck load`'s output.
+//! Plain-text per-phase table of a run record, for `slocheck load`'s output,
+//! and the warnings a run prints when the generator's own delay is large.
 
 use std::fmt::Write as _;
 
 use crate::plan::{LoadMode, Plan};
 use crate::record::{PhaseRecord, RunRecord};
 
-const HEADER: [&str; 16] = [
+const HEADER: [&str; 17] = [
     "phase",
     "dur",
     "sent",
@@ -22,7 +23,61 @@ const HEADER: [&str; 16] = [
     "fault_ack",
     "p50/p90/p99 corr",
     "p50/p90/p99 svc",
+    "lag p50/p99/max",
 ];
+
+/// Scheduler-lag P99 above which latency figures carry a visible share of
+/// generator delay, and the run says so.
+pub const LAG_WARN_P99_US: u64 = 100;
+
+/// Per-shard rate above which "too few shards" explains a high lag.
+const BUSY_SHARD_RPS: f64 = 5_000.0;
+
+/// One warning per phase whose scheduler-lag P99 exceeds 100 µs, with the
+/// likely reason: the fallback pacer, too few shards, or overloaded cores.
+pub fn lag_warnings(r: &RunRecord) -> Vec<String> {
+    let g = &r.generator;
+    r.phases
+        .iter()
+        .filter(|p| !p.scheduler_lag.is_empty())
+        .filter_map(|p| {
+            let p99 = p.scheduler_lag.value_at_quantile(0.99);
+            if p99 <= LAG_WARN_P99_US {
+                return None;
+            }
+            let per_shard = p.achieved_rps() / g.shards.max(1) as f64;
+            let why = if g.pacer.as_deref() == Some("sleep_until") {
+                "the portable sleep_until pacer ran (≈ 1 ms granularity: no timerfd here, or SLOCHECK_PACER=sleep_until)".to_string()
+            } else if g.shards < g.cores && per_shard > BUSY_SHARD_RPS {
+                format!(
+                    "too few shards: {} shard(s) on {} cores sent {per_shard:.0} rps each (raise load.max_in_flight)",
+                    g.shards, g.cores
+                )
+            } else {
+                format!(
+                    "overloaded cores: {} shard(s) share {} core(s) with the target and other processes (give the generator its own cores, or run the target elsewhere)",
+                    g.shards, g.cores
+                )
+            };
+            Some(format!(
+                "scheduler lag P99 in \"{}\" is {p99} µs (> {LAG_WARN_P99_US} µs): its latency figures include up to that much generator delay; likely cause: {why}",
+                p.name
+            ))
+        })
+        .collect()
+}
+
+fn lag_us(h: &hdrhistogram::Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "-".to_string();
+    }
+    format!(
+        "{}/{}/{}µs",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.max()
+    )
+}
 
 fn quantiles_ms(h: &hdrhistogram::Histogram<u64>) -> String {
     if h.is_empty() {
@@ -59,6 +114,7 @@ fn row(p: &PhaseRecord, target: &str) -> Vec<String> {
         fault_ack(p),
         quantiles_ms(&p.latency_corrected),
         quantiles_ms(&p.latency_service),
+        lag_us(&p.scheduler_lag),
     ]
 }
 
@@ -115,8 +171,8 @@ fn render(record: &RunRecord, targets: &[String]) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             rows.iter()
-                .map(|r| r[c].len())
-                .chain([header[c].len()])
+                .map(|r| r[c].chars().count())
+                .chain([header[c].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -141,6 +197,16 @@ fn render(record: &RunRecord, targets: &[String]) -> String {
     if record.aborted {
         out.push_str("(run aborted: the last phase is partial)\n");
     }
+    if let Some(pacer) = &record.generator.pacer {
+        let _ = writeln!(
+            out,
+            "pacer: {pacer}, {} shard(s) on {} core(s)",
+            record.generator.shards, record.generator.cores
+        );
+    }
+    for w in lag_warnings(record) {
+        let _ = writeln!(out, "warning: {w}");
+    }
     out
 }
 
@@ -148,6 +214,7 @@ fn render(record: &RunRecord, targets: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::load::recorder::{Outcome, Recorder};
+    use crate::record::GeneratorInfo;
     use std::time::{Duration, SystemTime};
 
     #[test]
@@ -157,6 +224,7 @@ mod tests {
         for i in 0..10 {
             r.scheduled += 1;
             r.on_send(ms(i * 100), i == 0, false);
+            r.on_lag(Duration::from_micros(20 + i));
             let status = if i == 0 { 503 } else { 200 };
             r.on_done(ms(i * 100 + 5), Outcome::Response(status), ms(5 + i), ms(5));
             if i == 0 {
@@ -170,12 +238,18 @@ mod tests {
             ended_at: t + Duration::from_secs(2),
             phases: vec![r.into_record("baseline".into(), t, t + Duration::from_secs(2))],
             aborted: true,
+            generator: GeneratorInfo {
+                pacer: Some("timerfd".into()),
+                shards: 1,
+                cores: 2,
+            },
         };
         let table = phase_summary_table(&rec);
         insta::assert_snapshot!(table, @r"
-        phase      dur  sent  rps  target  dropped  2xx  4xx  5xx  conn_err  timeout  inj_err  inj_delay  fault_ack  p50/p90/p99 corr  p50/p90/p99 svc
-        baseline  2.0s    10  5.0     5.0        1    9    0    1         0        0        1          0        1/1   9.0/13.0/14.0ms    5.0/5.0/5.0ms
+        phase      dur  sent  rps  target  dropped  2xx  4xx  5xx  conn_err  timeout  inj_err  inj_delay  fault_ack  p50/p90/p99 corr  p50/p90/p99 svc  lag p50/p99/max
+        baseline  2.0s    10  5.0     5.0        1    9    0    1         0        0        1          0        1/1   9.0/13.0/14.0ms    5.0/5.0/5.0ms       24/29/29µs
         (run aborted: the last phase is partial)
+        pacer: timerfd, 1 shard(s) on 2 core(s)
         ");
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("phase"), "{table}");
@@ -188,5 +262,72 @@ mod tests {
             ]
         );
         assert!(lines[2].contains("aborted"));
+    }
+
+    fn lagged(name: &str, lags_us: &[u64], sent_per_sec: u64) -> PhaseRecord {
+        let mut r = Recorder::new(Duration::from_secs(1));
+        for i in 0..sent_per_sec {
+            r.on_send(Duration::ZERO, false, false);
+            let lag = lags_us[i as usize % lags_us.len()];
+            r.on_lag(Duration::from_micros(lag));
+        }
+        let t = SystemTime::UNIX_EPOCH;
+        r.into_record(name.into(), t, t + Duration::from_secs(1))
+    }
+
+    #[test]
+    fn lag_warnings_table() {
+        let timerfd = |shards, cores| GeneratorInfo {
+            pacer: Some("timerfd".into()),
+            shards,
+            cores,
+        };
+        // (phase lags, rate, generator, expected reason; None = no warning)
+        let cases: Vec<(&[u64], u64, GeneratorInfo, Option<&str>)> = vec![
+            (&[30, 60], 100, timerfd(1, 2), None),
+            (&[100], 100, timerfd(1, 2), None),
+            (
+                &[30, 400],
+                100,
+                timerfd(2, 2),
+                Some("overloaded cores: 2 shard(s) share 2"),
+            ),
+            (
+                &[500],
+                9_000,
+                timerfd(1, 4),
+                Some("too few shards: 1 shard(s) on 4 cores"),
+            ),
+            (
+                &[1_500],
+                100,
+                GeneratorInfo {
+                    pacer: Some("sleep_until".into()),
+                    shards: 1,
+                    cores: 2,
+                },
+                Some("sleep_until pacer ran"),
+            ),
+        ];
+        for (lags, rate, generator, want) in cases {
+            let t = SystemTime::UNIX_EPOCH;
+            let rec = RunRecord {
+                started_at: t,
+                ended_at: t,
+                phases: vec![lagged("spike", lags, rate)],
+                aborted: false,
+                generator: generator.clone(),
+            };
+            let w = lag_warnings(&rec);
+            match want {
+                None => assert!(w.is_empty(), "{lags:?}: {w:?}"),
+                Some(reason) => {
+                    assert_eq!(w.len(), 1, "{lags:?}: {w:?}");
+                    assert!(w[0].contains(reason), "{lags:?} {generator:?}: {}", w[0]);
+                    assert!(w[0].contains("\"spike\""), "{}", w[0]);
+                    assert!(w[0].contains("include"), "{}", w[0]);
+                }
+            }
+        }
     }
 }

@@ -25,14 +25,14 @@ pub struct Global {
     pub evaluation_interval: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ScrapeConfig {
     pub job_name: String,
     pub metrics_path: String,
     pub static_configs: Vec<StaticConfig>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StaticConfig {
     pub targets: Vec<String>,
 }
@@ -45,6 +45,20 @@ pub struct Alerting {
 #[derive(Debug, Serialize)]
 pub struct AlertmanagerConfig {
     pub static_configs: Vec<StaticConfig>,
+}
+
+impl ScrapeConfig {
+    /// A further scrape job beside the target's (e.g. the load generator's
+    /// own metrics).
+    pub fn new(job: &str, targets: &[String], metrics_path: &str) -> ScrapeConfig {
+        ScrapeConfig {
+            job_name: job.into(),
+            metrics_path: metrics_path.into(),
+            static_configs: vec![StaticConfig {
+                targets: targets.to_vec(),
+            }],
+        }
+    }
 }
 
 impl PromConfig {

@@ -10,7 +10,7 @@ use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use super::client::PromClient;
-use super::config::PromConfig;
+use super::config::{PromConfig, ScrapeConfig};
 use super::error::PromError;
 pub use crate::process::free_loopback_port;
 use crate::process::{ManagedChild, ReadyError, log_file, start_on_free_port, wait_http_ready};
@@ -142,6 +142,8 @@ pub struct LaunchConfig {
     pub rule_files: Vec<PathBuf>,
     /// `host:port` of each Alertmanager.
     pub alertmanagers: Vec<String>,
+    /// Further scrape jobs, e.g. the generator's `--metrics-listen`.
+    pub extra_jobs: Vec<ScrapeConfig>,
 }
 
 /// A running Prometheus child. Dropping it without `stop` kills it.
@@ -175,7 +177,7 @@ impl ManagedPrometheus {
         std::fs::create_dir_all(&data_dir).map_err(io("create the run directory", &data_dir))?;
         let config_path = cfg.run_dir.join("prometheus.yml");
         let log_path = cfg.run_dir.join("prometheus.log");
-        let config = PromConfig::new(
+        let mut config = PromConfig::new(
             cfg.scrape_interval,
             cfg.evaluation_interval,
             &cfg.job,
@@ -184,6 +186,7 @@ impl ManagedPrometheus {
             &cfg.rule_files,
             &cfg.alertmanagers,
         );
+        config.scrape_configs.extend(cfg.extra_jobs);
         let yaml = config.to_yaml().map_err(|message| PromError::Config {
             path: config_path.clone(),
             message,

@@ -81,6 +81,31 @@ pub struct Report {
     /// What every loaded rule did during the run (None: not observed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::coverage::RunCoverage>,
+    /// The generator: pacer, shards, warnings about its own delay (None
+    /// when no load ran).
+    #[serde(default)]
+    pub generator: Option<GeneratorReport>,
+}
+
+/// How the load was generated and whether its own delay is worth a warning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratorReport {
+    /// `timerfd` or `sleep_until`; None in closed mode.
+    pub pacer: Option<String>,
+    pub shards: usize,
+    pub cores: usize,
+    pub warnings: Vec<String>,
+}
+
+impl GeneratorReport {
+    pub fn of(r: &RunRecord) -> GeneratorReport {
+        GeneratorReport {
+            pacer: r.generator.pacer.clone(),
+            shards: r.generator.shards,
+            cores: r.generator.cores,
+            warnings: crate::load::summary::lag_warnings(r),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,7 +179,32 @@ pub struct PhaseReport {
     pub latency_corrected: LatencyStats,
     /// From the actual send.
     pub latency_service: LatencyStats,
+    /// Open-loop scheduler lag, µs: how late the generator sent. Reports
+    /// written before it existed read as "no lag recorded".
+    #[serde(default)]
+    pub lag_us: LagStats,
     pub per_second: Vec<SecondStats>,
+}
+
+/// Scheduler-lag percentiles in microseconds (None without open-loop sends).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LagStats {
+    pub count: u64,
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl LagStats {
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> LagStats {
+        let n = h.len();
+        LagStats {
+            count: n,
+            p50: (n > 0).then(|| h.value_at_quantile(0.5)),
+            p99: (n > 0).then(|| h.value_at_quantile(0.99)),
+            max: (n > 0).then(|| h.max()),
+        }
+    }
 }
 
 /// Latency percentiles in seconds (None without samples).
@@ -226,6 +276,7 @@ impl PhaseReport {
             observed_error_ratio: p.observed_error_ratio(),
             latency_corrected: LatencyStats::of(&p.latency_corrected),
             latency_service: LatencyStats::of(&p.latency_service),
+            lag_us: LagStats::of(&p.scheduler_lag),
             per_second: p.per_second.clone(),
         }
     }
@@ -320,6 +371,7 @@ impl Report {
             agreement,
             charts: run.charts.cloned(),
             coverage: run.coverage.cloned(),
+            generator: run.record.map(GeneratorReport::of),
         }
     }
 }

@@ -110,6 +110,24 @@ fn phases(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
     for ph in &r.phases {
         phase_row(ph, out)?;
     }
+    generator(r, out, p)
+}
+
+/// Which pacer ran, and why the generator's own delay matters when it does.
+fn generator(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
+    let Some(g) = &r.generator else {
+        return Ok(());
+    };
+    if let Some(pacer) = &g.pacer {
+        writeln!(
+            out,
+            "  pacer {pacer}, {} shard(s) on {} core(s)",
+            g.shards, g.cores
+        )?;
+    }
+    for w in &g.warnings {
+        writeln!(out, "  {} {w}", p.wrap("33", "warning:"))?;
+    }
     Ok(())
 }
 
@@ -131,6 +149,13 @@ fn phase_row(ph: &PhaseReport, out: &mut impl Write) -> io::Result<()> {
         opt(l.p90, human_secs),
         opt(l.p99, human_secs),
     )?;
+    if let (Some(p50), Some(p99), Some(max)) = (ph.lag_us.p50, ph.lag_us.p99, ph.lag_us.max) {
+        writeln!(
+            out,
+            "  {:<12} scheduler lag p50 {p50} µs, p99 {p99} µs, max {max} µs",
+            ""
+        )?;
+    }
     if ph.injected_errors + ph.injected_delays > 0 || c("5xx") > 0 {
         writeln!(
             out,

@@ -5,7 +5,9 @@
 //! even on a forced exit (second Ctrl-C).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -14,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::rules;
 use crate::alertmanager::{AlertStack, StackOptions};
 use crate::error::Error;
+use crate::load::exporter;
+use crate::load::metrics::GeneratorMetrics;
 use crate::plan::{AlertmanagerPlan, ExpectKind, Plan, TargetPlan};
 use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
 use crate::prom::rules::RuleFile;
@@ -42,6 +46,16 @@ pub struct Env {
     pub scaled: Vec<ScaledFile>,
     /// Removed after the children stopped (they write into it).
     pub(super) run_dir: Option<RunDirGuard>,
+    /// The generator's own metrics (`--metrics-listen`), scraped as a
+    /// second job by a managed Prometheus.
+    pub generator: Option<GeneratorExport>,
+}
+
+/// A running `--metrics-listen` exporter.
+pub struct GeneratorExport {
+    pub addr: SocketAddr,
+    pub metrics: Arc<GeneratorMetrics>,
+    stop: CancellationToken,
 }
 
 /// Which Prometheus to bring up, and with what.
@@ -187,6 +201,23 @@ impl Env {
         Ok(path)
     }
 
+    /// Serves the generator's own metrics on `addr` (before Prometheus
+    /// starts, so its config scrapes them); port 0 picks a free one.
+    pub async fn start_generator_metrics(&mut self, addr: SocketAddr) -> Result<SocketAddr, Error> {
+        let metrics = Arc::new(GeneratorMetrics::new());
+        let stop = CancellationToken::new();
+        let bound = exporter::serve(addr, metrics.clone(), stop.clone())
+            .await
+            .map_err(|e| Error::Environment(e.to_string()))?;
+        eprintln!("slocheck: generator metrics at http://{bound}/metrics");
+        self.generator = Some(GeneratorExport {
+            addr: bound,
+            metrics,
+            stop,
+        });
+        Ok(bound)
+    }
+
     /// Starts a managed Prometheus scraping `target`, waits until it is ready
     /// and has scraped the target once.
     async fn start_managed(
@@ -220,6 +251,17 @@ impl Env {
                 .as_ref()
                 .map(AlertStack::target)
                 .unwrap_or_default(),
+            extra_jobs: self
+                .generator
+                .iter()
+                .map(|g| {
+                    crate::prom::config::ScrapeConfig::new(
+                        exporter::JOB,
+                        &[g.addr.to_string()],
+                        "/metrics",
+                    )
+                })
+                .collect(),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
         let client = PromClient::new(prom.url().clone(), self.timeout())?;
@@ -290,6 +332,9 @@ impl Env {
         }
         if let Some(t) = self.target.take() {
             t.shutdown().await;
+        }
+        if let Some(g) = self.generator.take() {
+            g.stop.cancel();
         }
         self.run_dir.take().and_then(RunDirGuard::finish)
     }

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub live_receivers: bool,
     /// Write a `promtool test rules` replay of the run into this folder.
     pub export_promtool: Option<PathBuf>,
+    /// Serve the generator's own metrics here (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -209,6 +211,9 @@ async fn execute(
 
     let target_url = env.start_target(&plan).await?;
     let loaded_rules = rule_files.clone();
+    if let Some(addr) = opts.metrics_listen {
+        env.start_generator_metrics(addr).await?;
+    }
     let setup = prom_setup(opts, &plan, rule_files);
     let prom = env
         .start_prometheus(&plan, setup, &target_url, cancel, interrupt)
@@ -333,7 +338,8 @@ pub(crate) async fn load_pass(
     env: &mut Env,
     cancel: &CancellationToken,
 ) -> (Result<RunRecord, Error>, Option<Error>) {
-    let live = Arc::new(LiveStats::default());
+    let generator = env.generator.as_ref().map(|g| &g.metrics);
+    let live = Arc::new(LiveStats::default().with_generator(generator));
     let load_cancel = cancel.child_token();
     let progress = progress::spawn(plan, live.clone(), mode, load_cancel.clone());
     let mut task = {

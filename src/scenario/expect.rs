@@ -10,7 +10,7 @@ use super::raw::{Dur, RawAggregate, RawExpect, S, parse_duration};
 use super::{AlertRef, validate_promql};
 use crate::plan::*;
 
-const KINDS: &str = "latency_quantile, error_ratio, alert, notified, promql, latency_mean";
+const KINDS: &str = "latency_quantile, error_ratio, alert, notified, promql, latency_mean, load";
 
 pub(super) fn resolve_expects(
     list: &[S<RawExpect>],
@@ -55,6 +55,7 @@ pub(super) fn resolve_expects(
             ("notified", e.notified.as_ref().map(S::span)),
             ("promql", e.promql.as_ref().map(S::span)),
             ("latency_mean", e.latency_mean.as_ref().map(S::span)),
+            ("load", e.load.as_ref().map(S::span)),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -97,6 +98,7 @@ pub(super) fn resolve_expects(
                 alerts.extend(alert_ref(written, &path, &n.alert, out.len(), cx));
                 ExpectKind::Notified(n)
             }),
+            "load" => load(e, &path, phases, cx),
             _ => promql(e, &path, &span, phases, cx),
         };
         if let Some(kind) = kind {
@@ -179,6 +181,8 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
             "put phase and the bound inside: latency_mean = { phase = \"baseline\", below = \"200ms\" }"
                 .to_string()
         }
+        "load" => "put phase and the bounds inside: load = { phase = \"spike\", min_achieved_ratio = 0.99, max_dropped = 0 }"
+            .to_string(),
         _ => format!(
             "keys of {} {kind} expectation: {}",
             article(kind),
@@ -492,6 +496,40 @@ fn latency_mean(
         phase: phase?,
         bound: bound?,
     })
+}
+
+fn load(e: &RawExpect, path: &str, phases: &[&str], cx: &mut Ctx<'_>) -> Option<ExpectKind> {
+    let t = e.load.as_ref()?;
+    let path = join(path, "load");
+    let r = t.get_ref();
+    let phase = phase_ref(Some(&r.phase), &join(&path, "phase"), &t.span(), phases, cx);
+    let ratio = match &r.min_achieved_ratio {
+        Some(v) if !(v.get_ref().is_finite() && (0.0..=1.0).contains(v.get_ref())) => {
+            cx.error_hint(
+                &v.span(),
+                &join(&path, "min_achieved_ratio"),
+                format!("min_achieved_ratio {} is not in [0, 1]", v.get_ref()),
+                "a share of the phase's schedule, e.g. 0.99",
+            );
+            return None;
+        }
+        v => v.as_ref().map(|v| *v.get_ref()),
+    };
+    let dropped = r.max_dropped.as_ref().map(|v| *v.get_ref());
+    if ratio.is_none() && dropped.is_none() {
+        cx.error_hint(
+            &t.span(),
+            &path,
+            "load expectation checks nothing",
+            "give min_achieved_ratio, max_dropped or both, e.g. min_achieved_ratio = 0.99, max_dropped = 0",
+        );
+        return None;
+    }
+    Some(ExpectKind::Load(LoadExpectation {
+        phase: phase?,
+        min_achieved_ratio: ratio,
+        max_dropped: dropped,
+    }))
 }
 
 fn alert(

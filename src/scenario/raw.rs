@@ -133,6 +133,17 @@ pub struct RawExpect {
     pub resolved_within: Option<S<Dur>>,
     /// `latency_mean = { phase = "baseline", below = "200ms" }`.
     pub latency_mean: Option<S<RawErrorRatio>>,
+    pub load: Option<S<RawLoadExpect>>,
+}
+
+/// `load = { phase = "spike", min_achieved_ratio = 0.99, max_dropped = 0 }`:
+/// the generator delivered the phase's schedule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoadExpect {
+    pub phase: S<String>,
+    pub min_achieved_ratio: Option<S<f64>>,
+    pub max_dropped: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -243,5 +243,6 @@ fn describe(k: &ExpectKind) -> String {
             format!("alert {}: {}", a.alert, parts.join("; "))
         }
         ExpectKind::Notified(n) => n.describe(),
+        ExpectKind::Load(l) => l.describe(),
     }
 }

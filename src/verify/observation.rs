@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::outcome::AlertTimeline;
 use super::phase::{AlertPhases, PhaseId, PhaseMissing, Phases};
 use crate::alertmanager::Deliveries;
-use crate::plan::{Aggregate, AlertExpectation, Bound, Expectation, NotifiedExpectation};
+use crate::plan::{
+    Aggregate, AlertExpectation, Bound, Expectation, LoadExpectation, NotifiedExpectation,
+};
 
 /// What one PromQL instant query answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +135,14 @@ pub struct NotifiedObs<'a> {
     pub deliveries: Option<&'a Deliveries>,
 }
 
+/// `load`: the phase's delivery (in `PhaseWindow::delivery`) against the
+/// expectation's bounds; nothing is asked of Prometheus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadObs<'a> {
+    pub spec: &'a LoadExpectation,
+    pub phase: PhaseId,
+}
+
 /// Everything observed for one expectation.
 #[derive(Debug, Clone)]
 pub enum Observation<'a> {
@@ -144,6 +154,7 @@ pub enum Observation<'a> {
     Alert(AlertObs<'a>),
     Notified(NotifiedObs<'a>),
     LatencyMean(LatencyMeanObs<'a>),
+    Load(LoadObs<'a>),
 }
 
 /// Prometheus's and the client's numbers for one phase, side by side.

@@ -49,6 +49,7 @@ pub enum ExpectationKind {
     #[serde(rename = "promql")]
     PromQl,
     LatencyMean,
+    Load,
 }
 
 impl ExpectationKind {
@@ -70,6 +71,7 @@ impl ExpectationKind {
             ExpectKind::Notified(_) => ExpectationKind::Notified,
             ExpectKind::PromQl { .. } => ExpectationKind::PromQl,
             ExpectKind::LatencyMean { .. } => ExpectationKind::LatencyMean,
+            ExpectKind::Load(_) => ExpectationKind::Load,
         }
     }
 
@@ -81,6 +83,7 @@ impl ExpectationKind {
             ExpectationKind::Notified => "notified",
             ExpectationKind::PromQl => "promql",
             ExpectationKind::LatencyMean => "latency_mean",
+            ExpectationKind::Load => "load",
         }
     }
 }

@@ -21,6 +21,29 @@ pub struct PhaseWindow {
     pub faults: FaultSpec,
     /// How many of them the target acknowledged (fault protocol).
     pub fault_ack: FaultAck,
+    /// How much of its schedule the generator delivered.
+    pub delivery: Delivery,
+}
+
+/// What the generator delivered in one phase, from the client's record.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Delivery {
+    /// Requests the schedule held (open loop); None in closed loop.
+    pub planned: Option<u64>,
+    pub sent: u64,
+    pub dropped: u64,
+    pub achieved_rps: f64,
+    /// Scheduler lag p50 / p99 / max, µs (None without open-loop sends).
+    pub lag_us: Option<(u64, u64, u64)>,
+}
+
+impl Delivery {
+    /// Sent ÷ planned; None without a schedule or with an empty one.
+    pub fn achieved_ratio(&self) -> Option<f64> {
+        self.planned
+            .filter(|&n| n > 0)
+            .map(|n| self.sent as f64 / n as f64)
+    }
 }
 
 /// A recorded phase, resolved once from its name. Only `Phases::resolve`
@@ -122,6 +145,7 @@ mod tests {
             injected_error_ratio: None,
             faults: FaultSpec::default(),
             fault_ack: FaultAck::default(),
+            delivery: Delivery::default(),
         };
         Phases::new(vec![p("baseline", 10, 20), p("spike", 20, 30)])
     }

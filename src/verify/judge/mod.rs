@@ -3,6 +3,7 @@
 //! and `Context`, so each kind is table-tested without a Prometheus.
 
 pub mod alert;
+pub mod delivered;
 pub mod fault_ack;
 pub mod notify;
 pub mod value;
@@ -90,7 +91,11 @@ pub fn judge(obs: &Observations<'_>, plan: &Plan, rules: &BTreeMap<String, RuleT
         results: obs
             .expectations
             .iter()
-            .map(|(e, o)| one(e, o, &cx).into_result(e))
+            .map(|(e, o)| {
+                let mut j = one(e, o, &cx);
+                delivered::gate(o, &mut j, &cx);
+                j.into_result(e)
+            })
             .collect(),
         alerts: obs.alerts.clone(),
         agreement: obs.sides.iter().map(|s| agreement(s, &cx)).collect(),
@@ -113,6 +118,7 @@ pub fn one(e: &Expectation, o: &Observation<'_>, cx: &Context<'_>) -> Judged {
         Observation::Alert(o) => alert::judge(o, cx),
         Observation::Notified(o) => notify::judge(o, cx),
         Observation::LatencyMean(o) => value::latency_mean(o, cx),
+        Observation::Load(o) => delivered::load(o, cx),
     };
     fault_ack::apply(&e.kind, cx.phases, judged)
 }
@@ -135,6 +141,7 @@ fn expected(kind: &ExpectKind, cx: &Context<'_>) -> String {
         ExpectKind::Alert(a) => alert::expected_unobserved(a, cx),
         ExpectKind::Notified(n) => n.describe(),
         ExpectKind::LatencyMean { phase, bound } => value::latency_mean_expected(phase, bound),
+        ExpectKind::Load(l) => l.describe(),
     }
 }
 
@@ -195,6 +202,7 @@ pub(crate) mod testkit {
             injected_error_ratio: None,
             faults: Default::default(),
             fault_ack: Default::default(),
+            delivery: Default::default(),
         };
         Phases::new(vec![
             p("baseline", 0, 10),

@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime};
 
 use super::alert::{self, RuleTiming};
 use super::observation::{
-    AlertObs, ClientCounts, ErrorRatioObs, LatencyMeanObs, LatencyObs, NotifiedObs, Observation,
-    Observations, PhaseQuery, PhaseSides, PromQlObs, RangeReading, Reading,
+    AlertObs, ClientCounts, ErrorRatioObs, LatencyMeanObs, LatencyObs, LoadObs, NotifiedObs,
+    Observation, Observations, PhaseQuery, PhaseSides, PromQlObs, RangeReading, Reading,
 };
 use super::outcome::AlertTimeline;
-use super::phase::{AlertPhases, PhaseId, PhaseWindow, Phases};
+use super::phase::{AlertPhases, Delivery, PhaseId, PhaseWindow, Phases};
 use super::queries;
 use crate::alertmanager::Deliveries;
 use crate::plan::{ExpectKind, Expectation, Plan};
@@ -85,6 +85,23 @@ fn window(p: &PhaseRecord) -> Duration {
     p.end.duration_since(p.start).unwrap_or_default()
 }
 
+fn delivery(p: &PhaseRecord) -> Delivery {
+    let lag = &p.scheduler_lag;
+    Delivery {
+        planned: p.planned,
+        sent: p.sent,
+        dropped: p.dropped,
+        achieved_rps: p.achieved_rps(),
+        lag_us: (!lag.is_empty()).then(|| {
+            (
+                lag.value_at_quantile(0.5),
+                lag.value_at_quantile(0.99),
+                lag.max(),
+            )
+        }),
+    }
+}
+
 fn client_counts(p: &PhaseRecord) -> ClientCounts {
     ClientCounts {
         sent: p.sent,
@@ -151,6 +168,7 @@ impl<'a> Observer<'_, 'a> {
                     .map(|planned| planned.faults.clone())
                     .unwrap_or_default(),
                 fault_ack: p.fault_ack(),
+                delivery: delivery(p),
             });
         }
         Ok(out)
@@ -266,6 +284,10 @@ impl<'a> Observer<'_, 'a> {
                 timeline: self.timeline(&n.alert, timelines).await?,
                 deliveries: self.inp.deliveries,
             }),
+            ExpectKind::Load(l) => match one(&l.phase) {
+                Ok(id) => Observation::Load(LoadObs { spec: l, phase: id }),
+                Err(m) => Observation::PhaseMissing(m),
+            },
         })
     }
 
