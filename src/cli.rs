@@ -66,6 +66,12 @@ pub struct DoctorArgs {
     /// What $__rate_interval, $__interval and $__range stand for in panel queries.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
     pub rate_interval: std::time::Duration,
+    /// CA bundle (PEM) to verify an https --target-url with, instead of the system roots.
+    #[arg(long, value_name = "PEM", conflicts_with = "target_insecure")]
+    pub target_ca_file: Option<PathBuf>,
+    /// Do not verify the certificate of an https --target-url.
+    #[arg(long)]
+    pub target_insecure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +248,11 @@ async fn dispatch(cmd: Command) -> u8 {
                 dashboards: a.dashboards,
                 job: a.job,
                 rate_interval: a.rate_interval,
+                target_tls: crate::plan::TlsPlan {
+                    ca_file: a.target_ca_file,
+                    insecure: a.target_insecure,
+                    ..Default::default()
+                },
             };
             doctor::doctor(&opts).await
         }

@@ -48,6 +48,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Scenario(_) | Error::Rules(_) | Error::Invalid(_) => exit::INVALID,
+            // Unreadable --tls-cert / --tls-key: a bad command line.
+            Error::Target(crate::target::TargetError::Tls(_)) => exit::INVALID,
             Error::Prometheus(_)
             | Error::Target(_)
             | Error::Load(_)

@@ -23,4 +23,5 @@ pub mod scenario;
 pub mod signals;
 pub mod target;
 pub mod timeutil;
+pub mod tls;
 pub mod verify;

@@ -58,6 +58,10 @@ pub async fn load(
                 println!("pass {pass}:");
             }
             println!("{}", load::phase_summary_table(&record));
+            println!(
+                "{}",
+                crate::report::TransportReport::of(&record.transport).describe()
+            );
             if cancel.is_cancelled() {
                 return Err(Error::Interrupted(interrupt.exit_code()));
             }

@@ -150,6 +150,7 @@ async fn slow_every_panel_has_data_under_load() {
             common::repo().join("rules/alerts.yml"),
         ],
         alertmanagers: vec![],
+        scrape_tls: None,
     };
     let cancel = CancellationToken::new();
     let prom = ManagedPrometheus::start(cfg, &cancel)
@@ -160,6 +161,7 @@ async fn slow_every_panel_has_data_under_load() {
         target_url: Some(url.clone()),
         dashboards: Some(common::repo().join("dashboards")),
         job: Some("slocheck-target".into()),
+        target_tls: Default::default(),
         rate_interval: Duration::from_secs(60),
     };
     let http = reqwest::Client::new();

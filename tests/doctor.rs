@@ -153,6 +153,7 @@ async fn slow_down_target_rule_error_and_empty_panel() {
         metrics_path: "/metrics".into(),
         rule_files: vec![rules],
         alertmanagers: vec![],
+        scrape_tls: None,
     };
     let prom = ManagedPrometheus::start(cfg, &CancellationToken::new())
         .await
@@ -162,6 +163,7 @@ async fn slow_down_target_rule_error_and_empty_panel() {
         target_url: None,
         dashboards: Some(dashboards),
         job: Some("doctor-test".into()),
+        target_tls: Default::default(),
         rate_interval: Duration::from_secs(30),
     };
     // Wait (bounded) until both targets were scraped and the rule evaluated.

@@ -30,6 +30,7 @@ fn config(bin: PathBuf, run_dir: &Path, target: String, rule_files: Vec<PathBuf>
         metrics_path: "/metrics".into(),
         rule_files,
         alertmanagers: vec![],
+        scrape_tls: None,
     }
 }
 

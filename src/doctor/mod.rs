@@ -29,6 +29,8 @@ pub struct DoctorOptions {
     pub job: Option<String>,
     /// What `$__rate_interval`, `$__interval` and `$__range` stand for.
     pub rate_interval: Duration,
+    /// How to verify an https target (CA bundle or insecure).
+    pub target_tls: crate::plan::TlsPlan,
 }
 
 /// Every check, in the order a user would fix things.
@@ -80,7 +82,7 @@ pub async fn diagnose(opts: &DoctorOptions) -> Result<Diagnosis, Error> {
     let mut checks = vec![probe::prometheus(&client).await];
     let prom_up = probe::all_pass(&checks);
     let (target_checks, target_answered) = match &opts.target_url {
-        Some(u) => probe::metrics(u).await,
+        Some(u) => probe::metrics(u, &opts.target_tls).await,
         None => (
             vec![Check::skip(
                 "metrics",

@@ -21,13 +21,14 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{self, ClientError, Conn, Target};
+use super::client::{self, Client, ClientError, Target};
+use super::connect::Conn;
 use super::faults::{FAULT_HEADER, PhaseFaults};
 use super::live::{Counts, LiveStats};
 use super::pacer::Pacer;
 use super::recorder::Recorder;
-use crate::plan::{LoadMode, Plan, Rate};
-use crate::record::RunRecord;
+use crate::plan::{HttpVersion, LoadMode, Plan, Rate};
+use crate::record::{RunRecord, TransportRecord};
 
 pub use super::live::LiveSnapshot;
 
@@ -72,6 +73,7 @@ struct ShardSpec {
 
 struct ShardResult {
     recorders: Vec<Recorder>,
+    transport: TransportRecord,
     /// Phases this shard started.
     reached: usize,
     cancelled_at: Option<SystemTime>,
@@ -80,7 +82,7 @@ struct ShardResult {
 /// Shard-local state shared by its tasks (single thread: `Rc` + `RefCell`,
 /// never borrowed across an await).
 struct Ctx {
-    target: Target,
+    client: Client,
     fault_header: HeaderName,
     faults: RefCell<Vec<PhaseFaults>>,
     recorders: RefCell<Vec<Recorder>>,
@@ -152,7 +154,17 @@ pub async fn run(
     live: Arc<LiveStats>,
     cancel: CancellationToken,
 ) -> Result<RunRecord, LoadError> {
-    let target = Target::prepare(base_url, &plan.request).await?;
+    let (target, _skipped) = Target::prepare(base_url, &plan.request, &plan.transport).await?;
+    run_prepared(plan, target, live, cancel).await
+}
+
+/// `run` with the target already prepared (resolved, preflighted).
+pub async fn run_prepared(
+    plan: &Plan,
+    target: Target,
+    live: Arc<LiveStats>,
+    cancel: CancellationToken,
+) -> Result<RunRecord, LoadError> {
     if plan.phases.is_empty() {
         let now = SystemTime::now();
         return Ok(RunRecord {
@@ -160,9 +172,14 @@ pub async fn run(
             ended_at: now,
             phases: Vec::new(),
             aborted: false,
+            transport: Client::new(target, 0, 1).record(),
         });
     }
-    let shards = shard_count(plan);
+    let mut shards = shard_count(plan);
+    if target.version == HttpVersion::Http2 && target.keep_alive {
+        // Each load thread owns at least one HTTP/2 connection.
+        shards = shards.min(client::h2_connections(&target, shards));
+    }
     let counters: Arc<Vec<AtomicU64>> =
         Arc::new(plan.phases.iter().map(|_| AtomicU64::new(0)).collect());
     let sys0 = SystemTime::now() + START_LEAD;
@@ -208,6 +225,10 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
     let offsets = phase_offsets(plan);
     let reached = results.iter().map(|r| r.reached).max().unwrap_or(0);
     let cancelled_at = results.iter().filter_map(|r| r.cancelled_at).min();
+    let mut transport = TransportRecord::default();
+    for r in &results {
+        transport.merge(&r.transport);
+    }
     let mut merged: Vec<Option<Recorder>> = (0..reached).map(|_| None).collect();
     for result in results {
         for (i, rec) in result.recorders.into_iter().take(reached).enumerate() {
@@ -240,6 +261,7 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
         ended_at,
         phases,
         aborted: cancelled_at.is_some(),
+        transport,
     }
 }
 
@@ -255,7 +277,7 @@ fn run_shard(
         .ok()?;
     let local = tokio::task::LocalSet::new();
     let ctx = Rc::new(Ctx {
-        target: spec.target.clone(),
+        client: Client::new(spec.target.clone(), spec.index, spec.shards),
         fault_header: HeaderName::from_static(FAULT_HEADER),
         faults: RefCell::new(
             spec.plan
@@ -282,6 +304,7 @@ fn run_shard(
     let recorders = std::mem::take(&mut *ctx.recorders.borrow_mut());
     Some(ShardResult {
         recorders,
+        transport: ctx.client.record(),
         reached,
         cancelled_at,
     })
@@ -343,7 +366,7 @@ async fn drive(
     }
     if cancelled_at.is_none() {
         // Let the last requests finish so the final phase counts them.
-        let drain_until = Instant::now() + ctx.target.timeout + DRAIN_GRACE;
+        let drain_until = Instant::now() + ctx.client.target.timeout + DRAIN_GRACE;
         while ctx.in_flight.get() > 0 && Instant::now() < drain_until {
             tokio::select! {
                 _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
@@ -436,7 +459,7 @@ async fn one(
         error,
         delay,
     );
-    let outcome = client::exchange(&ctx.target, slot, n, header).await;
+    let outcome = ctx.client.exchange(slot, n, header).await;
     let now = Instant::now();
     ctx.recorders.borrow_mut()[phase].on_done(
         now.saturating_duration_since(start),

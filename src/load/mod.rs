@@ -2,6 +2,7 @@
 //! and returns the client-side ground truth as a `record::RunRecord`.
 
 pub mod client;
+pub mod connect;
 pub mod engine;
 pub mod faults;
 pub mod live;
@@ -9,6 +10,7 @@ pub mod pacer;
 pub mod recorder;
 pub mod summary;
 
-pub use engine::{LoadError, run};
+pub use client::preflight;
+pub use engine::{LoadError, run, run_prepared};
 pub use live::{LiveSnapshot, LiveStats};
 pub use summary::phase_summary_table;

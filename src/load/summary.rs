@@ -156,6 +156,7 @@ mod tests {
             ended_at: t + Duration::from_secs(2),
             phases: vec![r.into_record("baseline".into(), t, t + Duration::from_secs(2))],
             aborted: true,
+            transport: Default::default(),
         };
         let table = phase_summary_table(&rec);
         insta::assert_snapshot!(table, @r"

@@ -142,6 +142,8 @@ pub struct LaunchConfig {
     pub rule_files: Vec<PathBuf>,
     /// `host:port` of each Alertmanager.
     pub alertmanagers: Vec<String>,
+    /// Some: scrape the targets over https with these TLS settings.
+    pub scrape_tls: Option<super::config::ScrapeTls>,
 }
 
 /// A running Prometheus child. Dropping it without `stop` kills it.
@@ -183,7 +185,8 @@ impl ManagedPrometheus {
             &cfg.metrics_path,
             &cfg.rule_files,
             &cfg.alertmanagers,
-        );
+        )
+        .with_scrape_tls(cfg.scrape_tls.clone());
         let yaml = config.to_yaml().map_err(|message| PromError::Config {
             path: config_path.clone(),
             message,

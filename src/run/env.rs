@@ -44,6 +44,7 @@ impl Env {
                     admin_token: None,
                     metrics_enabled: true,
                     seed: plan.seed,
+                    tls: None,
                 };
                 let handle = TargetHandle::start(cfg).await?;
                 let url = handle.base_url();
@@ -51,7 +52,11 @@ impl Env {
                 url
             }
             TargetPlan::External { url } => {
-                check_reachable(url).await?;
+                // Every address, TLS and the HTTP version, before anything
+                // else starts.
+                crate::load::preflight(plan, url)
+                    .await
+                    .map_err(|e| Error::Load(e.into()))?;
                 url.clone()
             }
         };
@@ -103,6 +108,7 @@ impl Env {
                 .as_ref()
                 .map(AlertStack::target)
                 .unwrap_or_default(),
+            scrape_tls: (target.scheme() == "https").then(|| plan.transport.tls.clone()),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
         let client = PromClient::new(prom.url().clone(), self.timeout())?;
@@ -167,29 +173,6 @@ impl Env {
         }
         if let Some(t) = self.target.take() {
             t.shutdown().await;
-        }
-    }
-}
-
-/// Any HTTP answer proves the target is there; only a transport failure is
-/// "unreachable".
-async fn check_reachable(url: &Url) -> Result<(), Error> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| Error::Environment(format!("cannot build an HTTP client: {e}")))?;
-    match client.get(url.clone()).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            // reqwest's own text ("client error (Connect)") hides the cause;
-            // the innermost source says what happened.
-            let mut cause: &dyn std::error::Error = &e;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            Err(Error::Environment(format!(
-                "target {url} is unreachable: {cause} (hint: start the service, or omit target.url to use the built-in one)"
-            )))
         }
     }
 }

@@ -16,6 +16,7 @@ mod raw;
 mod resolve;
 mod target;
 mod timeline;
+mod transport;
 
 #[cfg(test)]
 mod tests;

@@ -11,11 +11,14 @@ pub mod model;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use faults::{
     DelayConfig, FAULT_HEADER, FaultConfig, FaultConfigError, FaultHeaderError, InjectedFault,
     LatencyConfig, format_fault_header, parse_fault_header,
 };
 pub use router::app;
-pub use server::{TargetArgs, TargetConfig, TargetError, TargetHandle, serve_until_signal};
+pub use server::{
+    TargetArgs, TargetConfig, TargetError, TargetHandle, TargetTls, serve_until_signal,
+};
 pub use state::AppState;
