@@ -21,9 +21,9 @@ pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 pub enum TlsError {
     #[error("cannot read {}: {reason}", path.display())]
     Read { path: PathBuf, reason: String },
-    #[error("{} holds no PEM certificate (hint: a PEM file starts with -----BEGIN CERTIFICATE-----)", path.display())]
+    #[error("{} holds no PEM certificate", path.display())]
     NoCertificate { path: PathBuf },
-    #[error("{} holds no PEM private key (hint: a PEM key starts with -----BEGIN PRIVATE KEY----- or -----BEGIN EC/RSA PRIVATE KEY-----)", path.display())]
+    #[error("{} holds no PEM private key", path.display())]
     NoKey { path: PathBuf },
     #[error(
         "no usable system root certificates (hint: install ca-certificates, or set tls.ca_file)"

@@ -244,3 +244,46 @@ async fn every_resolved_address_receives_requests() {
     v4.shutdown().await;
     v6.shutdown().await;
 }
+
+#[test]
+fn scenario_keys_resolve_into_the_transport_plan() {
+    let certs = tls_support::certs();
+    let dir = certs.dir.path();
+    let file = dir.join("s.toml");
+    std::fs::write(
+        &file,
+        r#"[target]
+url = "https://api.example:8443"
+http_version = "2"
+connections = 3
+tls = { ca_file = "ca.pem", client_cert = "cert.pem", client_key = "key.pem", server_name = "inference.internal" }
+
+[prometheus]
+rule_files = []
+
+[[phase]]
+name = "p"
+duration = "1s"
+rate = 1
+"#,
+    )
+    .unwrap();
+    let plan = slocheck::scenario::load(&file).expect("valid").plan;
+    let t = &plan.transport;
+    assert_eq!(t.http_version, HttpVersion::Http2);
+    assert_eq!(t.connections, NonZeroUsize::new(3));
+    assert!(t.keep_alive);
+    assert_eq!(t.tls.ca_file.as_deref(), Some(certs.ca.as_path()));
+    assert_eq!(t.tls.client_cert.as_deref(), Some(certs.cert.as_path()));
+    assert_eq!(t.tls.client_key.as_deref(), Some(certs.key.as_path()));
+    assert_eq!(t.tls.server_name.as_deref(), Some("inference.internal"));
+    assert!(!t.tls.insecure);
+    // Without the keys: HTTP/1.1, keep-alive, system roots.
+    std::fs::write(
+        &file,
+        "[[phase]]\nname = \"p\"\nduration = \"1s\"\nrate = 1\n",
+    )
+    .unwrap();
+    let plan = slocheck::scenario::load(&file).expect("valid").plan;
+    assert_eq!(plan.transport, TransportPlan::default());
+}

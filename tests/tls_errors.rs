@@ -134,9 +134,12 @@ async fn http2_from_an_http1_only_server_exits_3() {
     let line = error_line(&normalized(&o, plain.port, &dir));
     // hyper's own words for the garbled preface answer vary by version:
     // the snapshot keeps ours.
-    let (head, _) = line.split_once(": ").map_or((line.as_str(), ""), |x| x);
-    let hint = line.rsplit_once(" (hint:").map_or("", |x| x.1);
-    insta::assert_snapshot!("h2c_refused", format!("{head}: … (hint:{hint}"));
+    let (head, rest) = line.split_once(" does not speak HTTP/2: ").expect(&line);
+    let hint = rest.rsplit_once(" (hint:").expect(&line).1;
+    insta::assert_snapshot!(
+        "h2c_refused",
+        format!("{head} does not speak HTTP/2: … (hint:{hint}")
+    );
     // The same servers serve HTTP/1.1 to the same scenario without the key.
     let file = scenario(&sb, &format!("http://127.0.0.1:{}", plain.port), "");
     let o = slocheck(&sb, "load", &file).await;

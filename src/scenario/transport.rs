@@ -86,7 +86,7 @@ fn resolve_tls(raw: &RawTls, dir: &Path, cx: &mut Ctx<'_>) -> TlsPlan {
                 &ca.span(),
                 "target.tls.ca_file",
                 e.to_string(),
-                "a PEM bundle of the CA certificates to trust; relative paths start at the scenario's folder",
+                "a PEM bundle (-----BEGIN CERTIFICATE-----) of the CAs to trust; relative paths start at the scenario's folder",
             ),
         }
         if out.insecure {
@@ -108,7 +108,7 @@ fn resolve_tls(raw: &RawTls, dir: &Path, cx: &mut Ctx<'_>) -> TlsPlan {
                     &cert.span(),
                     "target.tls.client_cert",
                     e.to_string(),
-                    "the client certificate chain as PEM; relative paths start at the scenario's folder",
+                    "the client certificate chain as PEM (-----BEGIN CERTIFICATE-----); relative paths start at the scenario's folder",
                 ),
             }
             match crate::tls::read_key(&key_path) {
@@ -117,7 +117,7 @@ fn resolve_tls(raw: &RawTls, dir: &Path, cx: &mut Ctx<'_>) -> TlsPlan {
                     &key.span(),
                     "target.tls.client_key",
                     e.to_string(),
-                    "the client certificate's private key as PEM",
+                    "the client certificate's private key as PEM (-----BEGIN PRIVATE KEY-----)",
                 ),
             }
         }

@@ -91,7 +91,9 @@ pub enum TargetError {
         "admin token is empty (hint: pass a non-empty --admin-token or unset SLOCHECK_ADMIN_TOKEN)"
     )]
     EmptyToken,
-    #[error("cannot serve TLS: {0}")]
+    #[error(
+        "cannot serve TLS: {0} (hint: --tls-cert and --tls-key are PEM files, e.g. from `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes`)"
+    )]
     Tls(#[source] crate::tls::TlsError),
     #[error("cannot train the built-in model")]
     Model(#[source] ModelError),
