@@ -25,12 +25,13 @@ async fn slow_https_target_is_scraped_with_the_scenarios_ca() {
 [target]
 url = "https://localhost:{port}"
 http_version = "2"
+request = {{ method = "GET", path = "/predict" }}
 tls = {{ ca_file = "{ca}" }}
 
 [prometheus]
 scrape_interval = "1s"
 evaluation_interval = "1s"
-rule_files = []
+rule_files = ["{rules}/recording.yml", "{rules}/alerts.yml"]
 settle = "3s"
 
 [load]
@@ -43,7 +44,7 @@ duration = "6s"
 
 [[expect]]
 name = "scraped over https"
-promql = 'up{{job="https"}}'
+promql = 'min(up)'
 phase = "steady"
 aggregate = "min"
 above = 0.5
@@ -55,7 +56,8 @@ phase = "steady"
 aggregate = "max"
 above = 10
 "#,
-            ca = certs.ca.display()
+            ca = certs.ca.display(),
+            rules = common::repo().join("rules").display()
         ),
     );
     let json = sb.path().join("report.json");

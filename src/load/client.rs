@@ -99,7 +99,8 @@ pub enum ClientError {
 /// once per run.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Every resolved address that accepted the preflight connection.
+    /// Every resolved address that accepted the preflight connection (all
+    /// of them when none did).
     pub addrs: Vec<SocketAddr>,
     url: String,
     method: Method,
@@ -127,7 +128,7 @@ impl Target {
     /// Resolves the base URL to all its addresses, prepares the request
     /// parts and TLS, and opens one connection to every address (TLS and
     /// HTTP/2 problems surface here, before any phase). Addresses that
-    /// refuse are skipped and returned; none answering is an error.
+    /// refuse are skipped and returned.
     pub async fn prepare(
         base: &reqwest::Url,
         req: &RequestTemplate,
@@ -222,22 +223,30 @@ impl Target {
         Ok((target, skipped))
     }
 
-    /// One connection and one `GET` of the base URL per address: any HTTP
-    /// answer proves the address, the TLS settings and the HTTP version.
+    /// One connection per address: TCP, the TLS handshake (certificate,
+    /// ALPN) and the HTTP handshake. HTTP/2 in cleartext also sends one
+    /// `GET /`, the only way to learn that the server does not speak h2c;
+    /// a slow answer is not held against it (stalls are what load tests
+    /// measure), a garbled one is.
     async fn preflight(&mut self) -> Result<Vec<Skipped>, ClientError> {
         let mut usable = Vec::with_capacity(self.addrs.len());
         let mut skipped = Vec::new();
         for (i, &addr) in self.addrs.iter().enumerate() {
             let deadline = Instant::now() + self.connect_timeout;
             let conn = connect::open(addr, i, self.tls.as_ref(), self.version, deadline).await;
+            let h2c = self.version == HttpVersion::Http2 && self.tls.is_none();
             let failure = match conn {
-                Ok(conn) => match self.probe(conn).await {
-                    Ok(()) => {
+                Ok(conn) if h2c => match self.probe(conn).await {
+                    Ok(()) | Err(ConnectError::Timeout) => {
                         usable.push(addr);
                         continue;
                     }
                     Err(e) => e,
                 },
+                Ok(_) => {
+                    usable.push(addr);
+                    continue;
+                }
                 Err(e) => e,
             };
             skipped.push(Skipped {
@@ -245,36 +254,21 @@ impl Target {
                 reason: self.explain(addr, failure)?,
             });
         }
-        if usable.is_empty() {
-            let reason = skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.addr, s.reason))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ClientError::Unreachable {
-                url: self.url.clone(),
-                reason,
-            });
+        // None answering: keep them all, so the load counts connection
+        // errors (a target restarting under `load --loop`); the strict
+        // `preflight` before a run turns this into an error instead.
+        if !usable.is_empty() {
+            self.addrs = usable;
         }
-        self.addrs = usable;
         Ok(skipped)
     }
 
     async fn probe(&self, conn: Conn) -> Result<(), ConnectError> {
-        let uri = match self.version {
-            HttpVersion::Http1 => Uri::from_static("/"),
-            HttpVersion::Http2 => {
-                let mut parts = self.uri.clone().into_parts();
-                parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-                Uri::from_parts(parts).unwrap_or_else(|_| self.uri.clone())
-            }
-        };
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
         let mut req = Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = uri;
-        if let Some(host) = self.headers.get(HOST) {
-            req.headers_mut().insert(HOST, host.clone());
-        }
-        let deadline = Instant::now() + self.timeout;
+        *req.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| self.uri.clone());
+        let deadline = Instant::now() + self.connect_timeout;
         let sent = match conn.sender {
             Sender::H1(mut s) => timeout_at(deadline, s.send_request(req)).await,
             Sender::H2(mut s) => timeout_at(deadline, s.send_request(req)).await,
@@ -583,6 +577,17 @@ impl Client {
 /// about `insecure = true`.
 pub async fn preflight(plan: &crate::plan::Plan, base: &reqwest::Url) -> Result<(), ClientError> {
     let (target, skipped) = Target::prepare(base, &plan.request, &plan.transport).await?;
+    if skipped.len() == target.addrs.len() {
+        let reason = skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.addr, s.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ClientError::Unreachable {
+            url: base.to_string(),
+            reason,
+        });
+    }
     for s in &skipped {
         eprintln!(
             "slocheck: warning: target address {} skipped: {} (the load uses the other {})",
