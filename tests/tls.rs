@@ -287,3 +287,29 @@ rate = 1
     let plan = slocheck::scenario::load(&file).expect("valid").plan;
     assert_eq!(plan.transport, TransportPlan::default());
 }
+
+/// `doctor`'s /metrics check of an https target: verified with the CA it is
+/// given, a precise hint when the certificate is not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_metrics_of_an_https_target() {
+    use slocheck::doctor::check::Verdict;
+    let certs = tls_support::certs();
+    let target = tls_support::tls_target(&certs.cert, &certs.key).await;
+    let url = target.base_url();
+    let trusted = TlsPlan {
+        ca_file: Some(certs.ca.clone()),
+        ..TlsPlan::default()
+    };
+    let (checks, answered) = slocheck::doctor::probe::metrics(&url, &trusted).await;
+    assert!(answered);
+    assert!(
+        checks.iter().all(|c| c.verdict == Verdict::Pass),
+        "{checks:#?}"
+    );
+    let (checks, answered) = slocheck::doctor::probe::metrics(&url, &TlsPlan::default()).await;
+    assert!(!answered);
+    let hint = checks[0].hint.as_deref().unwrap_or_default();
+    assert!(hint.contains("--target-ca-file"), "{checks:#?}");
+    assert!(checks[0].detail.contains("UnknownIssuer"), "{checks:#?}");
+    target.shutdown().await;
+}
