@@ -578,11 +578,14 @@ impl Client {
 pub async fn preflight(plan: &crate::plan::Plan, base: &reqwest::Url) -> Result<(), ClientError> {
     let (target, skipped) = Target::prepare(base, &plan.request, &plan.transport).await?;
     if skipped.len() == target.addrs.len() {
-        let reason = skipped
-            .iter()
-            .map(|s| format!("{}: {}", s.addr, s.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reason = match skipped.as_slice() {
+            [only] => only.reason.clone(),
+            all => all
+                .iter()
+                .map(|s| format!("{}: {}", s.addr, s.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
         return Err(ClientError::Unreachable {
             url: base.to_string(),
             reason,
