@@ -266,7 +266,11 @@ async fn dispatch(cmd: Command) -> u8 {
             demo::demo(opts, &cancel, &interrupt).await
         }
         Command::Report(a) => crate::report::cmd::run(&a),
-        Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
+        Command::Check(a) => {
+            signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
+                .await
+                .map(|()| exit::PASS)
+        }
         Command::Target(a) => target::serve_until_signal(a.into())
             .await
             .map(|()| exit::PASS)
@@ -276,7 +280,7 @@ async fn dispatch(cmd: Command) -> u8 {
         Ok(code) => code,
         Err(Error::Interrupted(code)) => code,
         Err(e) => {
-            eprintln!("slocheck: error: {e}");
+            eprintln!("slocheck: error: {}", e.full());
             e.exit_code()
         }
     }

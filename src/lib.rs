@@ -10,6 +10,7 @@ pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod exit;
+pub mod input;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;

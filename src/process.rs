@@ -39,6 +39,7 @@ impl ManagedChild {
             });
         }
         let (child, keeper) = spawn_kept(cmd)?;
+        crate::signals::kill_on_forced_exit(child.id());
         Ok(ManagedChild {
             pid: child.id(),
             child: Some(child),
@@ -87,6 +88,7 @@ impl ManagedChild {
             Ok(())
         };
         self.keeper.take();
+        crate::signals::forget_child(self.pid);
         result
     }
 }
@@ -97,6 +99,7 @@ impl Drop for ManagedChild {
             let _ = child.kill();
             let _ = child.wait();
         }
+        crate::signals::forget_child(self.pid);
     }
 }
 
