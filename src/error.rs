@@ -92,10 +92,10 @@ impl Error {
                 | ClientError::Handshake { .. }
                 | ClientError::NoHttp2 { .. }
                 | ClientError::Unreachable { .. } => exit::ENVIRONMENT,
-                ClientError::TlsConfig { source, .. } => match source {
-                    crate::tls::TlsError::NoSystemRoots => exit::ENVIRONMENT,
-                    _ => exit::INVALID,
-                },
+                ClientError::TlsConfig {
+                    source: crate::tls::TlsError::NoSystemRoots,
+                    ..
+                } => exit::ENVIRONMENT,
                 _ => exit::INVALID,
             },
             Error::Load(_) | Error::Environment(_) | Error::Io { .. } => exit::ENVIRONMENT,
