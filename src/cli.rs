@@ -47,6 +47,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Live dashboards without Docker: built-in target, managed Prometheus (and Grafana if installed), looping load.
     Demo(DemoArgs),
+    /// The model-quality batch job: score a window of predictions with their labels and push to a Pushgateway.
+    Evaluate(crate::evaluate::EvaluateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +257,7 @@ async fn dispatch(cmd: Command) -> u8 {
             demo::demo(opts, &cancel, &interrupt).await
         }
         Command::Report(a) => crate::report::cmd::run(&a),
+        Command::Evaluate(a) => crate::evaluate::run(&a).await,
         Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
         Command::Target(a) => target::serve_until_signal(a.into())
             .await

@@ -23,6 +23,9 @@ pub enum Error {
     /// Alertmanager or its webhook recorder failed, or its config is invalid.
     #[error("{0}")]
     Alertmanager(#[from] crate::alertmanager::AmError),
+    /// The Pushgateway is missing, unreachable or died.
+    #[error("{0}")]
+    Pushgateway(#[from] crate::pushgateway::PushgatewayError),
     /// The built-in target could not start (e.g. port in use).
     #[error("{0}")]
     Target(#[from] crate::target::TargetError),
@@ -54,6 +57,7 @@ impl Error {
             | Error::Environment(_)
             | Error::Io { .. } => exit::ENVIRONMENT,
             Error::Alertmanager(e) => e.exit_code(),
+            Error::Pushgateway(e) => e.exit_code(),
             Error::Interrupted(code) => *code,
         }
     }

@@ -124,10 +124,16 @@ impl Target {
         })
     }
 
-    fn build(&self, n: u64, fault: Option<(&HeaderName, HeaderValue)>) -> Request<Full<Bytes>> {
-        let body = match self.bodies.len() {
-            0 => Bytes::new(),
-            len => self.bodies[(n % len as u64) as usize].clone(),
+    fn build(
+        &self,
+        n: u64,
+        fault: Option<(&HeaderName, HeaderValue)>,
+        body: Option<Bytes>,
+    ) -> Request<Full<Bytes>> {
+        let body = match (body, self.bodies.len()) {
+            (Some(b), _) => b,
+            (None, 0) => Bytes::new(),
+            (None, len) => self.bodies[(n % len as u64) as usize].clone(),
         };
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = self.method.clone();
@@ -137,6 +143,13 @@ impl Target {
             req.headers_mut().insert(name.clone(), value);
         }
         req
+    }
+}
+
+impl Target {
+    /// Number of template bodies (request `n` sends body `n % count`).
+    pub fn body_count(&self) -> usize {
+        self.bodies.len()
     }
 }
 
@@ -160,21 +173,31 @@ async fn connect(target: &Target, deadline: Instant) -> Option<Conn> {
     Some(sender)
 }
 
+/// What one request sends beyond the template, and what it reads back.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// Sent instead of the template's body `n` (a drifted copy).
+    pub body: Option<Bytes>,
+    /// Read this response header as the prediction id.
+    pub id_header: Option<HeaderName>,
+}
+
 /// Send request `n` on `slot` (connecting when empty), wait for the whole
-/// response, and classify it. On any failure the connection is dropped so
-/// the next request reconnects.
+/// response, and classify it, with the prediction id when asked for. On any
+/// failure the connection is dropped so the next request reconnects.
 pub async fn exchange(
     target: &Target,
     slot: &mut Option<Conn>,
     n: u64,
     fault: Option<(&HeaderName, HeaderValue)>,
-) -> Outcome {
+    extra: Extra,
+) -> (Outcome, Option<u64>) {
     let deadline = Instant::now() + target.timeout;
-    match timeout_at(deadline, attempt(target, slot, n, fault, deadline)).await {
+    match timeout_at(deadline, attempt(target, slot, n, fault, extra, deadline)).await {
         Ok(outcome) => outcome,
         Err(_) => {
             *slot = None;
-            Outcome::Timeout
+            (Outcome::Timeout, None)
         }
     }
 }
@@ -184,9 +207,10 @@ async fn attempt(
     slot: &mut Option<Conn>,
     n: u64,
     fault: Option<(&HeaderName, HeaderValue)>,
+    extra: Extra,
     deadline: Instant,
-) -> Outcome {
-    let mut req = target.build(n, fault);
+) -> (Outcome, Option<u64>) {
+    let mut req = target.build(n, fault, extra.body);
     // A kept-alive connection the server has closed since the last response
     // fails before anything is written; it is retried once on a fresh one.
     for _ in 0..2 {
@@ -194,7 +218,7 @@ async fn attempt(
             *slot = connect(target, deadline).await;
         }
         let Some(conn) = slot.as_mut() else {
-            return Outcome::ConnectionError;
+            return (Outcome::ConnectionError, None);
         };
         if conn.ready().await.is_err() {
             *slot = None;
@@ -203,23 +227,28 @@ async fn attempt(
         match conn.try_send_request(req).await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                // A header, not the body: no JSON parsing on the hot path.
+                let id = extra.id_header.as_ref().and_then(|h| {
+                    let v = resp.headers().get(h)?;
+                    v.to_str().ok()?.parse::<u64>().ok()
+                });
                 let mut body = resp.into_body();
                 while let Some(frame) = body.frame().await {
                     if frame.is_err() {
                         *slot = None;
-                        return Outcome::ConnectionError;
+                        return (Outcome::ConnectionError, None);
                     }
                 }
-                return Outcome::Response(status);
+                return (Outcome::Response(status), id);
             }
             Err(mut e) => {
                 *slot = None;
                 match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Outcome::ConnectionError,
+                    None => return (Outcome::ConnectionError, None),
                 }
             }
         }
     }
-    Outcome::ConnectionError
+    (Outcome::ConnectionError, None)
 }

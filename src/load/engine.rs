@@ -24,10 +24,11 @@ use tokio_util::sync::CancellationToken;
 use super::client::{self, ClientError, Conn, Target};
 use super::faults::{FAULT_HEADER, PhaseFaults};
 use super::live::{Counts, LiveStats};
+use super::model::{self as model_traffic, FeedbackBuffer, ModelTraffic, Reporter};
 use super::pacer::Pacer;
 use super::recorder::Recorder;
 use crate::plan::{LoadMode, Plan, Rate};
-use crate::record::RunRecord;
+use crate::record::{RunRecord, TruthSample};
 
 pub use super::live::LiveSnapshot;
 
@@ -54,6 +55,8 @@ pub enum LoadError {
         "load thread {shard} stopped without a result (its runtime failed to start or it panicked)"
     )]
     ShardLost { shard: usize },
+    #[error("cannot prepare the model traffic: {0}")]
+    Model(String),
 }
 
 /// What one shard needs, all owned (it moves into the shard's thread).
@@ -68,6 +71,8 @@ struct ShardSpec {
     cap: usize,
     /// Closed mode: next request number of each phase, shared by all shards.
     counters: Arc<Vec<AtomicU64>>,
+    /// With `[model]` or drift: labels, drifted bodies, expected answers.
+    model: Option<(Arc<ModelTraffic>, reqwest::Url)>,
 }
 
 struct ShardResult {
@@ -88,6 +93,7 @@ struct Ctx {
     in_flight: Cell<usize>,
     /// Counters already added to `LiveStats`.
     published: Cell<Counts>,
+    model: Option<Reporter>,
 }
 
 /// Phase start instants relative to the run start: an absolute timeline, so
@@ -153,6 +159,18 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<RunRecord, LoadError> {
     let target = Target::prepare(base_url, &plan.request).await?;
+    let model = match ModelTraffic::prepare(plan).map_err(LoadError::Model)? {
+        Some(t) => {
+            let url = format!(
+                "{}{}",
+                base_url.as_str().trim_end_matches('/'),
+                model_traffic::FEEDBACK_PATH
+            );
+            let url = reqwest::Url::parse(&url).map_err(|e| LoadError::Model(e.to_string()))?;
+            Some((Arc::new(t), url))
+        }
+        None => None,
+    };
     if plan.phases.is_empty() {
         let now = SystemTime::now();
         return Ok(RunRecord {
@@ -180,6 +198,7 @@ pub async fn run(
             sys0,
             cap: share(plan.load.max_in_flight.get(), shards, index).max(1),
             counters: counters.clone(),
+            model: model.clone(),
         };
         let (tx, rx) = oneshot::channel();
         let (live, cancel) = (live.clone(), cancel.clone());
@@ -254,6 +273,19 @@ fn run_shard(
         .build()
         .ok()?;
     let local = tokio::task::LocalSet::new();
+    let reporter = match &spec.model {
+        Some((traffic, url)) => Some(Reporter {
+            traffic: traffic.clone(),
+            buffer: Rc::new(FeedbackBuffer::default()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .no_proxy()
+                .build()
+                .ok()?,
+            url: url.clone(),
+        }),
+        None => None,
+    };
     let ctx = Rc::new(Ctx {
         target: spec.target.clone(),
         fault_header: HeaderName::from_static(FAULT_HEADER),
@@ -269,12 +301,19 @@ fn run_shard(
             spec.plan
                 .phases
                 .iter()
-                .map(|p| Recorder::new(p.duration))
+                .map(|p| {
+                    let mut r = Recorder::new(p.duration);
+                    if let Some(m) = &reporter {
+                        r.model = m.traffic.truth();
+                    }
+                    r
+                })
                 .collect(),
         ),
         idle: RefCell::new(Vec::new()),
         in_flight: Cell::new(0),
         published: Cell::new(Counts::default()),
+        model: reporter,
     });
     let (reached, cancelled_at) = local.block_on(&rt, drive(ctx.clone(), &spec, live, cancel));
     // Abandoned requests hold clones of `ctx`; dropping them first frees it.
@@ -299,6 +338,7 @@ async fn drive(
         phase_offsets(&spec.plan),
         live.clone(),
     ));
+    let reporter = tokio::task::spawn_local(report_labels(ctx.clone()));
     let offsets = phase_offsets(&spec.plan);
     let mut reached = 0;
     let mut cancelled_at = None;
@@ -353,7 +393,38 @@ async fn drive(
     }
     publisher.abort();
     publish_once(&ctx, &live);
+    reporter.abort();
+    if cancelled_at.is_none() {
+        // The last labels still count; the client's timeout bounds this.
+        flush_labels(&ctx).await;
+    }
     (reached, cancelled_at)
+}
+
+/// Posts the shard's buffered labels every `FEEDBACK_EVERY`, off the
+/// request path.
+async fn report_labels(ctx: Rc<Ctx>) {
+    if ctx.model.as_ref().is_none_or(|m| !m.traffic.has_labels()) {
+        return;
+    }
+    let mut tick = tokio::time::interval(model_traffic::FEEDBACK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        flush_labels(&ctx).await;
+    }
+}
+
+async fn flush_labels(ctx: &Ctx) {
+    let Some(m) = &ctx.model else { return };
+    let tally = model_traffic::flush(&m.http, &m.url, &m.traffic, &m.buffer).await;
+    let mut recs = ctx.recorders.borrow_mut();
+    for (phase, sent, lost) in tally {
+        if let Some(r) = recs.get_mut(phase) {
+            r.model.feedback_sent += sent;
+            r.model.feedback_lost += lost;
+        }
+    }
 }
 
 async fn open_phase(ctx: &Rc<Ctx>, spec: &ShardSpec, phase: usize, start: Instant) {
@@ -430,20 +501,47 @@ async fn one(
     let header = decision
         .and_then(|d| d.header)
         .map(|h| (&ctx.fault_header, h));
+    let pick = ctx
+        .model
+        .as_ref()
+        .map(|m| m.traffic.pick(phase, n, ctx.target.body_count()));
+    let extra = client::Extra {
+        body: pick.as_ref().and_then(|p| p.body.clone()),
+        id_header: ctx
+            .model
+            .as_ref()
+            .filter(|_| pick.as_ref().is_some_and(|p| p.label.is_some()))
+            .map(|m| m.traffic.id_header.clone()),
+    };
     let sent_at = Instant::now();
     ctx.recorders.borrow_mut()[phase].on_send(
         sent_at.saturating_duration_since(start),
         error,
         delay,
     );
-    let outcome = client::exchange(&ctx.target, slot, n, header).await;
+    let (outcome, id) = client::exchange(&ctx.target, slot, n, header, extra).await;
     let now = Instant::now();
-    ctx.recorders.borrow_mut()[phase].on_done(
+    let mut recs = ctx.recorders.borrow_mut();
+    let rec = &mut recs[phase];
+    rec.on_done(
         now.saturating_duration_since(start),
         outcome,
         now.saturating_duration_since(intended),
         now.saturating_duration_since(sent_at),
     );
+    if let (Some(p), Some(m)) = (pick, &ctx.model) {
+        rec.model.drifted += u64::from(p.drifted);
+        if let (Some(label), Some(id)) = (p.label, id) {
+            rec.model.samples.push(TruthSample {
+                at_ms: unix_ms(SystemTime::now()),
+                label,
+                expected: p.expected,
+            });
+            if !m.buffer.push(phase, id, label) {
+                rec.model.feedback_lost += 1;
+            }
+        }
+    }
 }
 
 fn totals(ctx: &Ctx) -> Counts {

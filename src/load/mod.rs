@@ -5,6 +5,7 @@ pub mod client;
 pub mod engine;
 pub mod faults;
 pub mod live;
+pub mod model;
 pub mod pacer;
 pub mod recorder;
 pub mod summary;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::record::{PhaseRecord, SecondStats, new_histogram};
+use crate::record::{ModelTruth, PhaseRecord, SecondStats, new_histogram};
 
 /// Quarter-octave buckets from 1 µs: 4 per power of two up to 2^27 µs (> 60 s).
 const SECOND_BUCKETS: usize = 4 * 28;
@@ -120,6 +120,9 @@ pub struct Recorder {
     corrected: Histogram<u64>,
     service: Histogram<u64>,
     seconds: Vec<SecondAcc>,
+    /// With `[model]` only: one small sample per answered prediction (the
+    /// exact expected accuracy of any window needs each one).
+    pub model: ModelTruth,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -142,6 +145,7 @@ impl Recorder {
             corrected: new_histogram(),
             service: new_histogram(),
             seconds: vec![SecondAcc::default(); secs],
+            model: ModelTruth::default(),
         }
     }
 
@@ -239,6 +243,7 @@ impl Recorder {
         for (a, b) in self.seconds.iter_mut().zip(o.seconds.iter()) {
             a.merge(b);
         }
+        self.model.merge(&o.model);
     }
 
     /// The phase's record over `[start, end]`; the per-second series covers
@@ -288,6 +293,7 @@ impl Recorder {
             latency_corrected: self.corrected,
             latency_service: self.service,
             per_second,
+            model: self.model,
         }
     }
 }

@@ -167,6 +167,15 @@ impl ManagedPrometheus {
         cfg: LaunchConfig,
         cancel: &CancellationToken,
     ) -> Result<ManagedPrometheus, PromError> {
+        Self::start_with(cfg, Vec::new(), cancel).await
+    }
+
+    /// `start`, with further scrape jobs (e.g. a Pushgateway) in the config.
+    pub async fn start_with(
+        cfg: LaunchConfig,
+        extra_scrapes: Vec<super::config::ScrapeConfig>,
+        cancel: &CancellationToken,
+    ) -> Result<ManagedPrometheus, PromError> {
         let io = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| PromError::Io { what, path, source }
@@ -184,6 +193,8 @@ impl ManagedPrometheus {
             &cfg.rule_files,
             &cfg.alertmanagers,
         );
+        let mut config = config;
+        config.scrape_configs.extend(extra_scrapes);
         let yaml = config.to_yaml().map_err(|message| PromError::Config {
             path: config_path.clone(),
             message,

@@ -13,11 +13,15 @@ use crate::error::Error;
 use crate::plan::{Plan, TargetPlan};
 use crate::prom::PromClient;
 use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
+use crate::pushgateway::{self, ManagedPushgateway};
 use crate::target::{TargetConfig, TargetHandle};
 
 /// How long to wait for Prometheus's first successful scrape of the target.
 const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Scrape job of the Pushgateway; with `honor_labels` the pushed series
+/// keep the batch job's own `job` label.
+pub const PUSHGATEWAY_JOB: &str = "pushgateway";
 
 #[derive(Default)]
 pub struct Env {
@@ -30,6 +34,10 @@ pub struct Env {
     pub query_timeout: Option<Duration>,
     /// Recorder + managed Alertmanager, when the scenario checks delivery.
     pub alerting: Option<AlertStack>,
+    /// With `[model]`: the managed Pushgateway (None for the user's own).
+    pub pushgateway: Option<ManagedPushgateway>,
+    /// With `[model]`: where the batch job pushes.
+    pub pushgateway_url: Option<Url>,
 }
 
 impl Env {
@@ -57,6 +65,35 @@ impl Env {
         };
         self.target_url = Some(url.clone());
         Ok(url)
+    }
+
+    /// With `[model]`: starts a Pushgateway (or checks the given one) before
+    /// Prometheus, which then scrapes it.
+    pub async fn start_pushgateway(
+        &mut self,
+        plan: &Plan,
+        run_dir: &std::path::Path,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let Some(model) = &plan.model else {
+            return Ok(());
+        };
+        let url = match &model.pushgateway_url {
+            Some(url) => {
+                pushgateway::check_reachable(url).await?;
+                url.clone()
+            }
+            None => {
+                let bin = pushgateway::find_binary(None)?;
+                let pg = ManagedPushgateway::start(&bin, run_dir, cancel).await?;
+                eprintln!("slocheck: pushgateway {} ready at {}", pg.pid(), pg.url());
+                let url = pg.url().clone();
+                self.pushgateway = Some(pg);
+                url
+            }
+        };
+        self.pushgateway_url = Some(url);
+        Ok(())
     }
 
     /// Starts the webhook recorder and Alertmanager; `start_managed` then
@@ -104,7 +141,20 @@ impl Env {
                 .map(AlertStack::target)
                 .unwrap_or_default(),
         };
-        let prom = ManagedPrometheus::start(cfg, cancel).await?;
+        let extra = self
+            .pushgateway_url
+            .as_ref()
+            .map(|u| {
+                let host = u.host_str().unwrap_or("127.0.0.1");
+                let port = u.port_or_known_default().unwrap_or(80);
+                crate::prom::config::ScrapeConfig::pushgateway(
+                    PUSHGATEWAY_JOB,
+                    &format!("{host}:{port}"),
+                )
+            })
+            .into_iter()
+            .collect();
+        let prom = ManagedPrometheus::start_with(cfg, extra, cancel).await?;
         let client = PromClient::new(prom.url().clone(), self.timeout())?;
         eprintln!(
             "slocheck: prometheus {} ready at {}; waiting for its first scrape of the target",
@@ -146,6 +196,9 @@ impl Env {
         if let Some(a) = self.alerting.as_mut() {
             a.check_alive()?;
         }
+        if let Some(p) = self.pushgateway.as_mut() {
+            p.check_alive()?;
+        }
         match self.prometheus.as_mut() {
             Some(p) => Ok(p.check_alive()?),
             None => Ok(()),
@@ -162,6 +215,11 @@ impl Env {
         }
         if let Some(a) = self.alerting.take()
             && let Err(e) = a.stop().await
+        {
+            eprintln!("slocheck: warning: {e}");
+        }
+        if let Some(p) = self.pushgateway.take()
+            && let Err(e) = p.stop().await
         {
             eprintln!("slocheck: warning: {e}");
         }

@@ -176,6 +176,17 @@ async fn execute(
             plan.source.display()
         )));
     }
+    if !managed
+        && plan
+            .model
+            .as_ref()
+            .is_some_and(|m| m.pushgateway_url.is_none())
+    {
+        return Err(Error::Invalid(format!(
+            "{}: an external Prometheus cannot scrape the Pushgateway slocheck would start (hint: set [model] pushgateway_url to the Pushgateway your Prometheus scrapes with honor_labels: true)",
+            plan.source.display()
+        )));
+    }
     rules::check_time_scale(&plan, &rule_files)?;
     if let Some(am) = &plan.alertmanager {
         crate::alertmanager::stack::precheck(am, plan.prometheus.time_scale)?;
@@ -197,6 +208,11 @@ async fn execute(
 
     let interrupted = |interrupt: &Interrupt| Error::Interrupted(interrupt.exit_code());
     let target_url = env.start_target(&plan).await?;
+    let started = env.start_pushgateway(&plan, &dir, cancel).await;
+    if cancel.is_cancelled() {
+        return Err(interrupted(interrupt));
+    }
+    started?;
     let (client, timings) = if managed {
         let prepared = rules::prepare(&plan, rule_files, &dir.join("rules"))?;
         session.scaled = prepared.scaled.clone();
@@ -269,6 +285,12 @@ async fn execute(
         plan.phases.len(),
         crate::timeutil::human(plan.total_duration())
     );
+    // The batch job keeps its schedule through the settle period, so the
+    // last phase is evaluated too; it stops before verification.
+    let cron_stop = cancel.child_token();
+    // Any early return below stops the schedule (and its running job) too.
+    let _cron_guard = cron_stop.clone().drop_guard();
+    let cron = start_evaluation(&plan, env, &target_url, &dir, live.clone(), &cron_stop)?;
     let (record, died) = watch_load(task, env, &load_cancel).await;
     load_cancel.cancel();
     let _ = progress.await;
@@ -289,6 +311,18 @@ async fn execute(
     tokio::select! {
         _ = tokio::time::sleep(plan.prometheus.settle) => {}
         _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+    }
+    cron_stop.cancel();
+    if let Some(cron) = cron
+        && let Ok(stats) = cron.await
+    {
+        eprintln!(
+            "slocheck: evaluation batch job ran {} times ({} failed, {} skipped)",
+            stats.runs, stats.failures, stats.skipped
+        );
+        if let Some(e) = &stats.last_error {
+            eprintln!("slocheck: warning: last evaluation failure: {e}");
+        }
     }
     env.check_alive()?;
     let until = SystemTime::now();
@@ -319,6 +353,46 @@ async fn execute(
         }
     }
     Ok(())
+}
+
+/// With `[model]`: schedules `slocheck evaluate` (this very binary) against
+/// the target's prediction log and the run's Pushgateway.
+fn start_evaluation(
+    plan: &Plan,
+    env: &Env,
+    target_url: &Url,
+    dir: &std::path::Path,
+    live: Arc<LiveStats>,
+    stop: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<crate::evaluate::cron::CronStats>>, Error> {
+    let (Some(model), Some(pushgateway)) = (&plan.model, &env.pushgateway_url) else {
+        return Ok(None);
+    };
+    let bin = std::env::current_exe()
+        .map_err(|e| Error::Environment(format!("cannot find slocheck's own binary: {e}")))?;
+    let secs = |d: Duration| format!("{}ms", d.as_millis());
+    let source = format!("{}/predictions", target_url.as_str().trim_end_matches('/'));
+    let cfg = crate::evaluate::cron::CronConfig {
+        bin,
+        args: vec![
+            "--source".into(),
+            source,
+            "--pushgateway".into(),
+            pushgateway.to_string(),
+            "--job".into(),
+            model.job.clone(),
+            "--window".into(),
+            secs(model.window),
+            "--label-delay".into(),
+            secs(model.label_delay),
+            "--timeout".into(),
+            secs(model.evaluate_every.max(Duration::from_secs(2))),
+        ],
+        every: model.evaluate_every,
+        enabled: plan.phases.iter().map(|p| p.evaluate).collect(),
+        log: dir.join("evaluate.log"),
+    };
+    Ok(Some(crate::evaluate::cron::spawn(cfg, live, stop.clone())))
 }
 
 type LoadTask = tokio::task::JoinHandle<Result<RunRecord, load::LoadError>>;

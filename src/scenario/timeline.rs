@@ -240,5 +240,18 @@ fn describe(k: &ExpectKind) -> String {
             format!("alert {}: {}", a.alert, parts.join("; "))
         }
         ExpectKind::Notified(n) => n.describe(),
+        ExpectKind::ModelQuality {
+            metric,
+            phase,
+            bound: b,
+        } => {
+            let b = match b {
+                crate::plan::QualityBound::Fixed(b) => bound(b, |x| num(*x)),
+                crate::plan::QualityBound::NearExpected { tolerance } => {
+                    format!("near the generator's expected value ± {}", num(*tolerance))
+                }
+            };
+            format!("model {} in {phase} {b}", metric.describe())
+        }
     }
 }

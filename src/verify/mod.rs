@@ -6,6 +6,7 @@ pub mod alert;
 pub mod bound;
 pub mod notify;
 pub mod outcome;
+pub mod quality;
 pub mod queries;
 
 use std::collections::BTreeMap;
@@ -68,6 +69,11 @@ pub async fn verify(client: &PromClient, inp: &Inputs<'_>) -> Result<Outcome, Pr
                 aggregate,
                 bound,
             } => v.promql(e, expr, phase, *aggregate, bound).await?,
+            ExpectKind::ModelQuality {
+                metric,
+                phase,
+                bound,
+            } => v.model_quality(e, metric, phase, bound).await?,
             ExpectKind::Alert(a) => {
                 if !timelines.contains_key(&a.alert) {
                     let t = v.alert_timeline(&a.alert).await?;
