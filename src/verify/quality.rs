@@ -3,7 +3,7 @@
 //! inside the phase, judged against its bound, beside the value the
 //! generator computes for the very same window from what it sent.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::bound;
 use super::outcome::{ExpectationResult, QueryEvidence, Verdict};
@@ -153,12 +153,7 @@ impl Verifier<'_> {
             .model
             .expected_scores(found.start_ms, found.end_ms)
             .map(|s| (s.value(metric), s.samples));
-        let window = format!(
-            "{}..{} ({})",
-            found.start_ms,
-            found.end_ms,
-            crate::timeutil::human(Duration::from_millis(found.end_ms - found.start_ms))
-        );
+        let window = window_words(found.start_ms, found.end_ms, unix_ms(p.start), phase);
         match expected {
             Some((Some(x), n)) => r.client.push(format!(
                 "generator expected {} = {} over the same window {window}, {n} labelled answers",
@@ -211,6 +206,16 @@ impl Verifier<'_> {
     }
 }
 
+/// `+3.2s..+13.2s of "drift"`: a window as offsets from the phase start.
+fn window_words(start_ms: u64, end_ms: u64, phase_start_ms: u64, phase: &str) -> String {
+    let off = |ms: u64| ms.saturating_sub(phase_start_ms) as f64 / 1000.0;
+    format!(
+        "+{:.1}s..+{:.1}s of \"{phase}\"",
+        off(start_ms),
+        off(end_ms)
+    )
+}
+
 /// The generator's expectation over the whole phase, for context.
 fn whole_phase(p: &PhaseRecord, metric: &QualityMetric) -> String {
     let t = &p.model;
@@ -233,7 +238,7 @@ fn whole_phase(p: &PhaseRecord, metric: &QualityMetric) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn t(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)
@@ -249,6 +254,14 @@ mod tests {
         assert_eq!((got.value, got.start_ms, got.end_ms), (0.8, 4_000, 11_000));
         assert_eq!(got.samples, None);
         assert!(last_inside(&value, &start, &end, &[], 7_000, 12_000).is_none());
+    }
+
+    #[test]
+    fn windows_read_as_offsets_into_the_phase() {
+        assert_eq!(
+            window_words(11_600, 21_600, 10_000, "drift"),
+            "+1.6s..+11.6s of \"drift\""
+        );
     }
 
     #[test]
