@@ -312,11 +312,9 @@ fn run_without_a_pushgateway_binary_fails_before_load_with_exit_3() {
     sb.assert_clean();
 }
 
-/// Runs a shipped scenario with its model rules and returns the report.
+/// Runs a shipped scenario and returns the report.
 fn run_scenario(sb: &Sandbox, name: &str) -> Value {
-    let rules =
-        ["recording.yml", "alerts.yml", "model.yml"].map(|f| common::repo().join("rules").join(f));
-    let sc = sb.scenario_copy(name, Some(&rules), &[]);
+    let sc = model_scenario(sb, name, &[]);
     let json = sb.path().join("report.json");
     let out = sb.run(&[
         "run",
@@ -325,6 +323,12 @@ fn run_scenario(sb: &Sandbox, name: &str) -> Value {
         "--json",
         json.to_str().expect("utf-8"),
     ]);
+    assert!(
+        json.exists(),
+        "no report: {}\n{}",
+        dump(&out),
+        std::fs::read_to_string(&sc).unwrap_or_default()
+    );
     let report = read_json(&json);
     assert_eq!(out.status.code(), Some(0), "{}\n{report:#}", dump(&out));
     sb.assert_clean();
