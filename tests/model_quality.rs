@@ -312,6 +312,34 @@ fn run_without_a_pushgateway_binary_fails_before_load_with_exit_3() {
     sb.assert_clean();
 }
 
+#[test]
+fn run_with_an_unreachable_pushgateway_url_fails_before_load_with_exit_3() {
+    let sb = Sandbox::new();
+    let port = slocheck::process::free_loopback_port().expect("port");
+    let url = format!("http://127.0.0.1:{port}");
+    let sc = model_scenario(
+        &sb,
+        "model-drift.toml",
+        &[(
+            "label_key = \"species\"",
+            &format!("label_key = \"species\"\npushgateway_url = \"{url}\""),
+        )],
+    );
+    let out = sb.run(&["run", sc.to_str().expect("utf-8"), "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", dump(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("slocheck: error:"))
+        .unwrap_or_else(|| panic!("no error line in {err}"));
+    assert!(
+        line.contains(&format!("pushgateway {url}/ is unreachable")),
+        "{line}"
+    );
+    assert!(!err.contains("load started"), "{err}");
+    sb.assert_clean();
+}
+
 /// Runs a shipped scenario and returns the report.
 fn run_scenario(sb: &Sandbox, name: &str) -> Value {
     let sc = model_scenario(sb, name, &[]);

@@ -79,12 +79,13 @@ async fn run_once(cfg: &CronConfig, stop: &CancellationToken) -> Result<(), Stri
     // A run that outlives its slot would overlap the next one.
     let deadline = tokio::time::Instant::now() + cfg.every.max(Duration::from_secs(5));
     loop {
-        if let Some(status) = child.exited() {
-            return if status == "exit code 0" {
-                Ok(())
-            } else {
-                Err(format!("{status}: {}", log_tail(&cfg.log, 1)))
-            };
+        match child.succeeded() {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                let status = child.exited().unwrap_or_default();
+                return Err(format!("{status}: {}", log_tail(&cfg.log, 1)));
+            }
+            None => {}
         }
         tokio::select! {
             _ = stop.cancelled() => {
@@ -97,5 +98,47 @@ async fn run_once(cfg: &CronConfig, stop: &CancellationToken) -> Result<(), Stri
             }
             _ = tokio::time::sleep(Duration::from_millis(25)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(bin: &str, enabled: bool, dir: &std::path::Path) -> CronConfig {
+        CronConfig {
+            bin: PathBuf::from(bin),
+            args: vec![],
+            every: Duration::from_millis(100),
+            enabled: vec![enabled],
+            log: dir.join("evaluate.log"),
+        }
+    }
+
+    async fn schedule(c: CronConfig) -> CronStats {
+        let stop = CancellationToken::new();
+        let task = spawn(c, Arc::new(LiveStats::default()), stop.clone());
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        stop.cancel();
+        task.await.expect("schedule task")
+    }
+
+    #[tokio::test]
+    async fn runs_on_schedule_counts_failures_and_skips_stopped_phases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = schedule(cfg("true", true, dir.path())).await;
+        assert!(ok.runs >= 2, "{ok:?}");
+        assert_eq!((ok.failures, ok.skipped), (0, 0), "{ok:?}");
+        let failing = schedule(cfg("false", true, dir.path())).await;
+        assert!(failing.runs >= 2, "{failing:?}");
+        assert_eq!(failing.failures, failing.runs, "{failing:?}");
+        assert!(
+            failing
+                .last_error
+                .is_some_and(|e| e.contains("exit code 1"))
+        );
+        let stopped = schedule(cfg("true", false, dir.path())).await;
+        assert_eq!(stopped.runs, 0, "{stopped:?}");
+        assert!(stopped.skipped >= 2, "{stopped:?}");
     }
 }
