@@ -86,8 +86,8 @@ pub struct ModelTruth {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TruthSample {
-    /// Unix ms when the response arrived (the service logged the prediction
-    /// just before).
+    /// Unix ms midway between send and response: the service logged the
+    /// prediction in between.
     pub at_ms: u64,
     pub label: u8,
     /// None when the target's model is not the built-in one.

@@ -532,8 +532,11 @@ async fn one(
     if let (Some(p), Some(m)) = (pick, &ctx.model) {
         rec.model.drifted += u64::from(p.drifted);
         if let (Some(label), Some(id)) = (p.label, id) {
+            // The service logged the prediction somewhere between send and
+            // response: the midpoint halves the error at window edges.
+            let half = now.saturating_duration_since(sent_at) / 2;
             rec.model.samples.push(TruthSample {
-                at_ms: unix_ms(SystemTime::now()),
+                at_ms: unix_ms(SystemTime::now() - half),
                 label,
                 expected: p.expected,
             });
