@@ -258,7 +258,11 @@ async fn dispatch(cmd: Command) -> u8 {
         }
         Command::Report(a) => crate::report::cmd::run(&a),
         Command::Evaluate(a) => crate::evaluate::run(&a).await,
-        Command::Check(a) => loadcmd::check(&a.scenario).map(|()| exit::PASS),
+        Command::Check(a) => {
+            signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
+                .await
+                .map(|()| exit::PASS)
+        }
         Command::Target(a) => target::serve_until_signal(a.into())
             .await
             .map(|()| exit::PASS)
@@ -268,7 +272,7 @@ async fn dispatch(cmd: Command) -> u8 {
         Ok(code) => code,
         Err(Error::Interrupted(code)) => code,
         Err(e) => {
-            eprintln!("slocheck: error: {e}");
+            eprintln!("slocheck: error: {}", e.full());
             e.exit_code()
         }
     }

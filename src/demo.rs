@@ -5,17 +5,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::load::{self, LiveStats};
 use crate::plan::Plan;
-use crate::progress::{self, ProgressMode};
-use crate::run::{Env, rules};
+use crate::progress::ProgressMode;
+use crate::prom::rules::RuleFile;
+use crate::run::{AlertingSetup, Env, PromSetup, PromSource, rules};
 use crate::scenario;
 use crate::signals::Interrupt;
 
@@ -33,7 +32,37 @@ pub async fn demo(
     cancel: &CancellationToken,
     interrupt: &Interrupt,
 ) -> Result<u8, Error> {
-    let loaded = scenario::load(&opts.scenario)?;
+    let (plan, files) = {
+        let path = opts.scenario.clone();
+        crate::signals::blocking(cancel, interrupt, move || read_inputs(&path)).await?
+    };
+    let mut env = Env::default();
+    let mut grafana: Option<Grafana> = None;
+    let result = serve(
+        &opts,
+        &plan,
+        files,
+        &mut env,
+        &mut grafana,
+        cancel,
+        interrupt,
+    )
+    .await;
+    // Grafana writes into the run directory, which `shutdown` removes.
+    if let Some(g) = grafana.take() {
+        g.stop().await;
+    }
+    env.shutdown().await;
+    match result {
+        Err(Error::Interrupted(code)) => Ok(code),
+        other => other,
+    }
+}
+
+/// The scenario and its rules, refused when they ask for an external
+/// Prometheus or a time scale the rules cannot take.
+fn read_inputs(path: &Path) -> Result<(Plan, Vec<RuleFile>), Error> {
+    let loaded = scenario::load(path)?;
     let files = rules::load_and_check(&loaded)?;
     let plan = loaded.plan;
     if plan.prometheus.url.is_some() {
@@ -43,104 +72,65 @@ pub async fn demo(
         )));
     }
     rules::check_time_scale(&plan, &files)?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("slocheck-run-")
-        .tempdir()
-        .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
-    let dir = run_dir.path().to_path_buf();
-    let mut env = Env::default();
-    let mut grafana: Option<Grafana> = None;
-    let result = async {
-        let target = env.start_target(&plan).await?;
-        let prepared = rules::prepare(&plan, files, &dir.join("rules"))?;
-        let scaled = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
-        // Alertmanager (with slocheck's recorder) when the scenario asks for
-        // it or the binary is installed: the demo then shows alerts delivered.
-        let am_plan = plan.alertmanager.clone().unwrap_or_default();
-        if plan.alertmanager.is_some() || crate::alertmanager::launcher::find_binary(None).is_ok() {
-            let o = crate::alertmanager::StackOptions {
-                plan: &am_plan,
-                bin: None,
-                live_receivers: false,
-                time_scale: plan.prometheus.time_scale,
-                run_dir: &dir,
-            };
-            let started = env.start_alerting(o, cancel).await;
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted(interrupt.exit_code()));
-            }
-            started?;
-        }
-        let started = env
-            .start_managed(
-                &plan,
-                opts.prometheus_bin.clone(),
-                dir.clone(),
-                scaled,
-                &target,
-                cancel,
-            )
-            .await;
-        if cancel.is_cancelled() {
-            return Err(Error::Interrupted(interrupt.exit_code()));
-        }
-        let prom = started?.base_url().clone();
-        let mut urls = vec![
-            ("target metrics", format!("{target}metrics")),
-            ("prometheus", prom.to_string()),
-        ];
-        if let Some(am) = env.alerting.as_ref().and_then(|a| a.url()) {
-            urls.push(("alertmanager", am.to_string()));
-        }
-        grafana = Grafana::start(&opts.dashboards, &prom, &dir)?;
-        if let Some(g) = &grafana {
-            urls.push(("grafana", g.url.clone()));
-        }
-        for (what, url) in &urls {
-            println!("{what}: {url}");
-        }
-        println!(
-            "slocheck demo: looping \"{}\" ({} per pass); press Ctrl-C to stop",
-            plan.name,
-            crate::timeutil::human(plan.total_duration())
-        );
-        loop_load(&plan, &target, &mut env, opts.progress, cancel).await?;
-        Err(Error::Interrupted(interrupt.exit_code()))
-    }
-    .await;
-    if let Some(g) = grafana.take() {
-        g.stop().await;
-    }
-    env.shutdown().await;
-    drop(run_dir);
-    match result {
-        Err(Error::Interrupted(code)) => Ok(code),
-        other => other,
-    }
+    Ok((plan, files))
 }
 
-/// Repeats the phases until cancelled, failing fast if Prometheus dies.
-async fn loop_load(
+/// Brings everything up, prints where to look, and loops the phases until
+/// interrupted. What it started stays in `env` / `grafana` for the caller
+/// to stop.
+async fn serve(
+    opts: &DemoOptions,
     plan: &Plan,
-    target: &Url,
+    files: Vec<RuleFile>,
     env: &mut Env,
-    mode: ProgressMode,
+    grafana: &mut Option<Grafana>,
     cancel: &CancellationToken,
-) -> Result<(), Error> {
-    let mut pass = 0u64;
-    while !cancel.is_cancelled() {
-        pass += 1;
-        let live = Arc::new(LiveStats::default());
-        let pcancel = cancel.child_token();
-        let progress = progress::spawn(plan, live.clone(), mode, pcancel.clone());
-        let record = load::run(plan, target, live, cancel.clone()).await;
-        pcancel.cancel();
-        let _ = progress.await;
-        let record = record?;
-        println!("pass {pass}:\n{}", load::phase_summary_table(&record));
-        env.check_alive()?;
+    interrupt: &Interrupt,
+) -> Result<u8, Error> {
+    let target = env.start_target(plan).await?;
+    // Alertmanager (with slocheck's recorder) when the scenario asks for it
+    // or the binary is installed: the demo then shows alerts delivered.
+    let am_plan = plan.alertmanager.clone().unwrap_or_default();
+    let alerting = (plan.alertmanager.is_some()
+        || crate::alertmanager::launcher::find_binary(None).is_ok())
+    .then_some(AlertingSetup {
+        plan: &am_plan,
+        bin: None,
+        live_receivers: false,
+    });
+    let setup = PromSetup {
+        source: PromSource::Managed {
+            bin: opts.prometheus_bin.clone(),
+        },
+        rules: files,
+        alerting,
+        keep_run_dir: false,
+    };
+    let up = env
+        .start_prometheus(plan, setup, &target, cancel, interrupt)
+        .await?;
+    let prom = up.client.base_url().clone();
+    let mut urls = vec![
+        ("target metrics", format!("{target}metrics")),
+        ("prometheus", prom.to_string()),
+    ];
+    if let Some(am) = env.alerting.as_ref().and_then(|a| a.url()) {
+        urls.push(("alertmanager", am.to_string()));
     }
-    Ok(())
+    let dir = env.run_dir().unwrap_or_else(std::env::temp_dir);
+    *grafana = Grafana::start(&opts.dashboards, &prom, &dir)?;
+    if let Some(g) = grafana {
+        urls.push(("grafana", g.url.clone()));
+    }
+    for (what, url) in &urls {
+        println!("{what}: {url}");
+    }
+    println!(
+        "slocheck demo: looping \"{}\" ({} per pass); press Ctrl-C to stop",
+        plan.name,
+        crate::timeutil::human(plan.total_duration())
+    );
+    crate::loadcmd::passes(plan, &target, opts.progress, true, env, cancel, interrupt).await
 }
 
 /// A Grafana server provisioned from the repository's dashboards folder.

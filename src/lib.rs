@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod error;
 pub mod evaluate;
 pub mod exit;
+pub mod input;
 pub mod load;
 pub mod loadcmd;
 pub mod plan;

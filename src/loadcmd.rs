@@ -2,16 +2,15 @@
 //! `slocheck check` (validate and print the plan, no traffic).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::load::{self, LiveStats};
-use crate::plan::ExpectKind;
-use crate::progress::{self, ProgressMode};
-use crate::run::{Env, apply_overrides, rules};
+use crate::load;
+use crate::plan::{ExpectKind, Plan};
+use crate::progress::ProgressMode;
+use crate::run::{Env, apply_overrides, load_pass, rules};
 use crate::signals::Interrupt;
 use crate::timeutil::human;
 use crate::verify::alert::{RuleTiming, applied_bounds};
@@ -32,46 +31,75 @@ pub async fn load(
     cancel: &CancellationToken,
     interrupt: &Interrupt,
 ) -> Result<u8, Error> {
-    let mut loaded = scenario::load(&opts.scenario)?;
-    apply_overrides(&mut loaded.plan, opts.target_url.as_ref(), None, opts.seed);
-    if let Some(token) = &opts.admin_token {
-        add_bearer(&mut loaded.plan, token)?;
-    }
-    let plan = loaded.plan;
+    let plan = {
+        let (path, url, seed) = (opts.scenario.clone(), opts.target_url.clone(), opts.seed);
+        let token = opts.admin_token.clone();
+        crate::signals::blocking(cancel, interrupt, move || {
+            let mut loaded = scenario::load(&path)?;
+            apply_overrides(&mut loaded.plan, url.as_ref(), None, seed);
+            if let Some(token) = &token {
+                add_bearer(&mut loaded.plan, token)?;
+            }
+            Ok(loaded.plan)
+        })
+        .await?
+    };
     let mut env = Env::default();
     let result = async {
         let url = env.start_target(&plan).await?;
         if env.target.is_some() {
             eprintln!("slocheck: built-in target serving at {url} (metrics at {url}metrics)");
         }
-        let mut pass = 0u64;
-        loop {
-            pass += 1;
-            let live = Arc::new(LiveStats::default());
-            let pcancel = cancel.child_token();
-            let progress = progress::spawn(&plan, live.clone(), opts.progress, pcancel.clone());
-            let record = load::run(&plan, &url, live, cancel.clone()).await;
-            pcancel.cancel();
-            let _ = progress.await;
-            let record = record?;
-            if opts.repeat {
-                println!("pass {pass}:");
-            }
-            println!("{}", load::phase_summary_table(&record));
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted(interrupt.exit_code()));
-            }
-            if !opts.repeat {
-                return Ok(exit::PASS);
-            }
-        }
+        passes(
+            &plan,
+            &url,
+            opts.progress,
+            opts.repeat,
+            &mut env,
+            cancel,
+            interrupt,
+        )
+        .await
     }
     .await;
     env.shutdown().await;
     result
 }
 
-fn add_bearer(plan: &mut crate::plan::Plan, token: &str) -> Result<(), Error> {
+/// Drives the phases once, or again and again until interrupted when
+/// `repeat` (`load --loop`, `demo`), printing each pass's summary table.
+/// Stops when a child `env` started dies.
+pub(crate) async fn passes(
+    plan: &Plan,
+    target: &Url,
+    mode: ProgressMode,
+    repeat: bool,
+    env: &mut Env,
+    cancel: &CancellationToken,
+    interrupt: &Interrupt,
+) -> Result<u8, Error> {
+    let mut pass = 0u64;
+    loop {
+        pass += 1;
+        let (record, died) = load_pass(plan, target, mode, env, cancel).await;
+        let record = record?;
+        if repeat {
+            println!("pass {pass}:");
+        }
+        println!("{}", load::phase_summary_table(&record));
+        if let Some(e) = died {
+            return Err(e);
+        }
+        if cancel.is_cancelled() {
+            return Err(Error::Interrupted(interrupt.exit_code()));
+        }
+        if !repeat {
+            return Ok(exit::PASS);
+        }
+    }
+}
+
+fn add_bearer(plan: &mut Plan, token: &str) -> Result<(), Error> {
     let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
         Error::Invalid(
             "the admin token is not a valid header value (hint: use printable ASCII)".into(),
@@ -138,7 +166,7 @@ pub fn check(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn warn_if_longer(plan: &crate::plan::Plan, phase: &str, bound: std::time::Duration, what: &str) {
+fn warn_if_longer(plan: &Plan, phase: &str, bound: std::time::Duration, what: &str) {
     if let Some(p) = plan.phases.iter().find(|p| p.name == phase)
         && p.duration < bound
     {

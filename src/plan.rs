@@ -90,10 +90,6 @@ impl Plan {
     pub fn total_duration(&self) -> Duration {
         self.phases.iter().map(|p| p.duration).sum()
     }
-
-    pub fn phase_index(&self, name: &str) -> Option<usize> {
-        self.phases.iter().position(|p| p.name == name)
-    }
 }
 
 /// Where the traffic goes.

@@ -39,6 +39,7 @@ impl ManagedChild {
             });
         }
         let (child, keeper) = spawn_kept(cmd)?;
+        crate::signals::kill_on_forced_exit(child.id());
         Ok(ManagedChild {
             pid: child.id(),
             child: Some(child),
@@ -96,6 +97,7 @@ impl ManagedChild {
             Ok(())
         };
         self.keeper.take();
+        crate::signals::forget_child(self.pid);
         result
     }
 }
@@ -106,6 +108,7 @@ impl Drop for ManagedChild {
             let _ = child.kill();
             let _ = child.wait();
         }
+        crate::signals::forget_child(self.pid);
     }
 }
 

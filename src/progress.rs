@@ -1,7 +1,6 @@
 //! Live progress of a load run on stderr (indicatif bar on a terminal, a line
 //! every few seconds otherwise), refreshed on its own timer from atomics.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,17 +17,6 @@ pub enum ProgressMode {
     Tty,
     Plain,
     Quiet,
-}
-
-impl ProgressMode {
-    /// `Tty` when stderr is a terminal, else `Plain`.
-    pub fn detect() -> Self {
-        if std::io::stderr().is_terminal() {
-            Self::Tty
-        } else {
-            Self::Plain
-        }
-    }
 }
 
 const TTY_EVERY: Duration = Duration::from_millis(250);
@@ -90,19 +78,19 @@ impl Tracker {
         self.last = (now, snap.sent);
         View {
             phase: self.names.get(snap.phase).cloned().unwrap_or_default(),
-            // Loops restart the clock: elapsed is within the current pass.
-            elapsed: if self.total.is_zero() {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(
-                    now.duration_since(self.started).as_secs_f64() % self.total.as_secs_f64(),
-                )
-            },
+            elapsed: elapsed_in_pass(now.duration_since(self.started), self.total),
             total: self.total,
             rps,
             snap,
         }
     }
+}
+
+/// Time into the pass as shown: a display outlives its pass by up to a tick
+/// (and a loop starts a new display per pass), so the last line of a
+/// 55 s pass reads `55s/55s`, never wrapped round to `0s/55s`.
+fn elapsed_in_pass(since_start: Duration, total: Duration) -> Duration {
+    since_start.min(total)
 }
 
 /// Start the display; it stops when `cancel` fires (cancel a child token to
@@ -188,6 +176,20 @@ mod tests {
                 .unwrap()
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn elapsed_stops_at_the_end_of_the_pass() {
+        let total = Duration::from_secs(55);
+        for (since, want) in [(0, 0), (30, 30), (55, 55), (56, 55), (110, 55)] {
+            let got = elapsed_in_pass(Duration::from_secs(since), total);
+            assert_eq!(got, Duration::from_secs(want), "{since}s into a 55s pass");
+        }
+        // The plain line a display prints at the very end of a pass.
+        let mut t = Tracker::new(&plan(), &LiveStats::new());
+        t.started -= Duration::from_secs(10);
+        let line = t.view(&LiveStats::new()).line();
+        assert!(line.starts_with("only 10s/10s "), "{line}");
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::time::Duration;
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
-use crate::exit;
 use crate::process::{
     ManagedChild, ReadyError, log_file, log_tail, start_on_free_port, wait_http_ready,
 };
@@ -58,16 +57,6 @@ pub enum PushgatewayError {
     Client(#[source] reqwest::Error),
     #[error("interrupted while starting the pushgateway")]
     Cancelled,
-}
-
-impl PushgatewayError {
-    /// Every failure here is the environment's (exit 3), or an interrupt.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            PushgatewayError::Cancelled => exit::INTERRUPTED,
-            _ => exit::ENVIRONMENT,
-        }
-    }
 }
 
 /// `explicit`, else `$SLOCHECK_PUSHGATEWAY_BIN`, else `pushgateway` or

@@ -70,7 +70,7 @@ pub struct PhaseRecord {
 /// What the generator knows about the model's answers in a phase: per
 /// answered prediction, when it came back, its true label and the class the
 /// (deterministic, built-in) model must have predicted for what was sent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelTruth {
     /// Class names; `TruthSample` fields index into this.
     pub classes: Vec<String>,

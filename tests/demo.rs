@@ -113,3 +113,45 @@ async fn slow_demo_is_scraped_and_sigint_leaves_nothing_behind() {
     assert_eq!(status.code(), Some(130));
     sb.assert_clean();
 }
+
+/// A second Ctrl-C exits at once; the run directory is removed all the
+/// same and every child (Prometheus, Alertmanager) dies with slocheck.
+#[test]
+fn slow_second_sigint_in_demo_leaves_nothing_behind() {
+    if common::require_tool(&["prometheus"], "ci/setup.sh").is_none() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut r = sb.spawn(&["demo", "--quiet"]);
+    r.wait_for("waiting for its first scrape", Duration::from_secs(60));
+    let runs: Vec<_> = std::fs::read_dir(sb.tmp())
+        .expect("tmp")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("slocheck-run-"))
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the demo's run directory exists while it runs"
+    );
+    // Let Prometheus write its TSDB into the run directory.
+    std::thread::sleep(Duration::from_secs(2));
+
+    r.signal(Signal::SIGINT);
+    r.wait_for("interrupted, stopping", Duration::from_secs(5));
+    // The graceful stop (Prometheus gets SIGTERM and a grace period) is
+    // still under way: this one forces the exit.
+    r.signal(Signal::SIGINT);
+    let (code, log) = r.finish(Duration::from_secs(5));
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("second interrupt, exiting now"), "{log}");
+    // Children die with their parent (killed first on a forced exit).
+    let needle = sb.tmp().display().to_string();
+    for _ in 0..50 {
+        if common::processes_mentioning(&needle).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sb.assert_clean();
+}

@@ -144,3 +144,54 @@ fn slow_second_sigint_exits_at_once_and_prometheus_still_dies() {
     }
     panic!("left running: {:?}", common::processes_mentioning(&needle));
 }
+
+/// A FIFO nobody writes to, given as the scenario: opening it blocks. The
+/// first signal must still end slocheck, for every command that reads one.
+#[test]
+fn a_fifo_scenario_that_never_opens_ends_on_the_first_signal() {
+    let sb = Sandbox::new();
+    let fifo = sb.path().join("scenario.toml");
+    common::mkfifo(&fifo);
+    let fifo = fifo.to_str().expect("utf-8");
+    for (cmd, sig, want) in [
+        ("check", Signal::SIGINT, 130),
+        ("run", Signal::SIGTERM, 143),
+        ("load", Signal::SIGINT, 130),
+        ("demo", Signal::SIGTERM, 143),
+    ] {
+        let r = sb.spawn(&[cmd, fifo]);
+        // Nothing to wait for on stderr: it is blocked before printing.
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = std::time::Instant::now();
+        r.signal(sig);
+        let (code, log) = r.finish(Duration::from_secs(10));
+        assert_eq!(code, Some(want), "{cmd}: {log}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "{cmd} took {:?} to exit",
+            sent.elapsed()
+        );
+        assert!(!log.contains("panicked"), "{cmd}: {log}");
+    }
+    sb.assert_clean();
+}
+
+/// A FIFO that is written to is read like a file (`slocheck check <(…)`).
+#[test]
+fn a_fifo_scenario_that_is_written_is_read() {
+    let sb = Sandbox::new();
+    let fifo = sb.path().join("scenario.toml");
+    common::mkfifo(&fifo);
+    // Default rule files resolve against the scenario's folder: none here.
+    let text = std::fs::read_to_string(common::repo().join("tests/fixtures/good/minimal.toml"))
+        .expect("fixture")
+        + "\n[prometheus]\nrule_files = []\n";
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, text).expect("write fifo"))
+    };
+    let o = sb.run(&["check", fifo.to_str().expect("utf-8")]);
+    writer.join().expect("writer");
+    assert_eq!(o.status.code(), Some(0), "{}", common::dump(&o));
+    assert!(common::stdout(&o).contains("only"), "{}", common::dump(&o));
+}

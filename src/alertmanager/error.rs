@@ -23,6 +23,13 @@ pub enum AmError {
         #[source]
         source: std::io::Error,
     },
+    /// The user's config cannot be read (too large, a pipe, unreadable).
+    #[error("cannot read the alertmanager config {}: {}", path.display(), crate::prom::rules::io_text(source))]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading alertmanager config {}: {message} (hint: check it with `amtool check-config`)", path.display())]
     ConfigParse { path: PathBuf, message: String },
     #[error("alertmanager config {}: {message}", path.display())]
@@ -56,33 +63,4 @@ pub enum AmError {
     },
     #[error("interrupted while {0}")]
     Cancelled(&'static str),
-}
-
-impl AmError {
-    /// A broken user config is invalid input (2); anything else is the
-    /// environment (3).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AmError::ConfigParse { .. } | AmError::ConfigShape { .. } => crate::exit::INVALID,
-            _ => crate::exit::ENVIRONMENT,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_broken_config_is_invalid_input_and_a_missing_binary_the_environment() {
-        let shape = AmError::ConfigShape {
-            path: "am.yml".into(),
-            message: "has no route mapping".into(),
-        };
-        assert_eq!(shape.exit_code(), crate::exit::INVALID);
-        let missing = AmError::BinaryNotFound {
-            searched: "x".into(),
-        };
-        assert_eq!(missing.exit_code(), crate::exit::ENVIRONMENT);
-    }
 }

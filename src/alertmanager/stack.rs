@@ -74,11 +74,13 @@ fn build_config(
     let Some(path) = &plan.config else {
         return config::generated(recorder);
     };
-    let text = std::fs::read_to_string(path).map_err(|source| AmError::Io {
-        what: "read the alertmanager config",
-        path: path.clone(),
-        source,
-    })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Pipes::Refused).map_err(|source| {
+            AmError::ConfigRead {
+                path: path.clone(),
+                source,
+            }
+        })?;
     config::rewrite(&text, path, recorder, time_scale, live)
 }
 

@@ -15,7 +15,7 @@ use reqwest::Url;
 
 use crate::error::Error;
 use crate::exit;
-use crate::prom::{PromClient, PromError};
+use crate::prom::PromClient;
 use check::Check;
 
 /// Resolved options of `slocheck doctor`.
@@ -71,12 +71,8 @@ pub async fn diagnose(opts: &DoctorOptions) -> Result<Diagnosis, Error> {
     }
     .transpose()
     .map_err(|e| Error::Invalid(e.to_string()))?;
-    let client = PromClient::new(opts.prometheus_url.clone(), Duration::from_secs(5)).map_err(
-        |e| match e {
-            PromError::BadUrl { .. } => Error::Invalid(e.to_string()),
-            e => Error::Prometheus(e),
-        },
-    )?;
+    // A bad URL exits 2 here as in `run`: `Error::exit_code` maps both.
+    let client = PromClient::new(opts.prometheus_url.clone(), Duration::from_secs(5))?;
 
     let mut checks = vec![probe::prometheus(&client).await];
     let prom_up = probe::all_pass(&checks);

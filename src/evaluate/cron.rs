@@ -5,13 +5,11 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::load::LiveStats;
 use crate::process::{ManagedChild, log_file, log_tail};
 
 /// What the schedule needs; `args` follow `evaluate` on the command line.
@@ -20,10 +18,26 @@ pub struct CronConfig {
     pub bin: PathBuf,
     pub args: Vec<String>,
     pub every: Duration,
-    /// Per phase index: whether the job runs during it.
-    pub enabled: Vec<bool>,
-    /// Every run appends its output here.
-    pub log: PathBuf,
+    /// Per phase, in order: its duration and whether the job runs during
+    /// it. After the last phase (the settle period) the last one's setting
+    /// holds.
+    pub phases: Vec<(Duration, bool)>,
+    /// Every run appends its output here (None: discarded).
+    pub log: Option<PathBuf>,
+}
+
+impl CronConfig {
+    /// Whether the job runs `elapsed` after the load started.
+    fn enabled_at(&self, elapsed: Duration) -> bool {
+        let mut end = Duration::ZERO;
+        for (d, on) in &self.phases {
+            end += *d;
+            if elapsed < end {
+                return *on;
+            }
+        }
+        self.phases.last().is_none_or(|p| p.1)
+    }
 }
 
 /// How the scheduled runs went, for the run's messages.
@@ -35,23 +49,20 @@ pub struct CronStats {
     pub last_error: Option<String>,
 }
 
-/// Starts the schedule; the task ends (and reports) when `stop` fires.
-pub fn spawn(
-    cfg: CronConfig,
-    live: Arc<LiveStats>,
-    stop: CancellationToken,
-) -> JoinHandle<CronStats> {
+/// Starts the schedule as the load starts (phases are timed from here);
+/// the task ends (and reports) when `stop` fires.
+pub fn spawn(cfg: CronConfig, stop: CancellationToken) -> JoinHandle<CronStats> {
     tokio::spawn(async move {
         let mut stats = CronStats::default();
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + cfg.every, cfg.every);
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval_at(started + cfg.every, cfg.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return stats,
                 _ = tick.tick() => {}
             }
-            let phase = live.snapshot().phase;
-            if !cfg.enabled.get(phase).copied().unwrap_or(true) {
+            if !cfg.enabled_at(started.elapsed()) {
                 stats.skipped += 1;
                 continue;
             }
@@ -66,14 +77,18 @@ pub fn spawn(
 
 /// One run of the batch job; the error is its last log line.
 async fn run_once(cfg: &CronConfig, stop: &CancellationToken) -> Result<(), String> {
-    let (out, err) =
-        log_file(&cfg.log).map_err(|e| format!("cannot open {}: {e}", cfg.log.display()))?;
     let mut cmd = Command::new(&cfg.bin);
-    cmd.arg("evaluate")
-        .args(&cfg.args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.arg("evaluate").args(&cfg.args).stdin(Stdio::null());
+    match &cfg.log {
+        Some(log) => {
+            let (out, err) =
+                log_file(log).map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+            cmd.stdout(out).stderr(err);
+        }
+        None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
     let mut child =
         ManagedChild::spawn(cmd).map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
     // A run that outlives its slot would overlap the next one.
@@ -83,7 +98,8 @@ async fn run_once(cfg: &CronConfig, stop: &CancellationToken) -> Result<(), Stri
             Some(true) => return Ok(()),
             Some(false) => {
                 let status = child.exited().unwrap_or_default();
-                return Err(format!("{status}: {}", log_tail(&cfg.log, 1)));
+                let last = cfg.log.as_deref().map(|l| log_tail(l, 1));
+                return Err(format!("{status}: {}", last.unwrap_or_default()));
             }
             None => {}
         }
@@ -110,14 +126,14 @@ mod tests {
             bin: PathBuf::from(bin),
             args: vec![],
             every: Duration::from_millis(100),
-            enabled: vec![enabled],
-            log: dir.join("evaluate.log"),
+            phases: vec![(Duration::from_secs(60), enabled)],
+            log: Some(dir.join("evaluate.log")),
         }
     }
 
     async fn schedule(c: CronConfig) -> CronStats {
         let stop = CancellationToken::new();
-        let task = spawn(c, Arc::new(LiveStats::default()), stop.clone());
+        let task = spawn(c, stop.clone());
         tokio::time::sleep(Duration::from_millis(450)).await;
         stop.cancel();
         task.await.expect("schedule task")
@@ -140,5 +156,27 @@ mod tests {
         let stopped = schedule(cfg("true", false, dir.path())).await;
         assert_eq!(stopped.runs, 0, "{stopped:?}");
         assert!(stopped.skipped >= 2, "{stopped:?}");
+    }
+
+    #[test]
+    fn phases_switch_the_job_on_and_off_by_elapsed_time() {
+        let c = CronConfig {
+            bin: PathBuf::from("true"),
+            args: vec![],
+            every: Duration::from_secs(1),
+            phases: vec![
+                (Duration::from_secs(10), true),
+                (Duration::from_secs(5), false),
+                (Duration::from_secs(5), true),
+            ],
+            log: None,
+        };
+        let at = |s: f64| c.enabled_at(Duration::from_secs_f64(s));
+        assert!(at(0.0) && at(9.9));
+        assert!(!at(10.0) && !at(14.9));
+        assert!(
+            at(15.0) && at(25.0),
+            "the settle period follows the last phase"
+        );
     }
 }

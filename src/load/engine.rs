@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use http::HeaderName;
 use tokio::sync::oneshot;
@@ -29,6 +29,7 @@ use super::pacer::Pacer;
 use super::recorder::Recorder;
 use crate::plan::{LoadMode, Plan, Rate};
 use crate::record::{RunRecord, TruthSample};
+use crate::timeutil::unix_ms;
 
 pub use super::live::LiveSnapshot;
 
@@ -108,12 +109,6 @@ fn phase_offsets(plan: &Plan) -> Vec<Duration> {
             start
         })
         .collect()
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn share(total: usize, shards: usize, index: usize) -> usize {

@@ -19,21 +19,6 @@ impl Pacer {
         Self { rate, duration }
     }
 
-    /// Number of requests expected by time `t` (the integral of the rate).
-    pub fn hits_at(&self, t: Duration) -> f64 {
-        let t = t.min(self.duration).as_secs_f64();
-        match self.rate {
-            Rate::Constant(r) => r.max(0.0) * t,
-            Rate::Ramp { from, to } => {
-                let d = self.duration.as_secs_f64();
-                if d <= 0.0 {
-                    return 0.0;
-                }
-                from * t + (to - from) * t * t / (2.0 * d)
-            }
-        }
-    }
-
     /// Offset from the phase start at which request `n` is due, or `None` when
     /// it falls at or after the phase end (or the rate never gets there).
     pub fn offset(&self, n: u64) -> Option<Duration> {
@@ -67,40 +52,6 @@ impl Pacer {
         };
         (secs.is_finite() && secs < d).then(|| Duration::from_secs_f64(secs))
     }
-
-    /// Sends due strictly before `t` (a half-open window `[0, t)`), capped at
-    /// the phase end: `count_until(D)` is the phase's scheduled total.
-    pub fn count_until(&self, t: Duration) -> u64 {
-        if t.is_zero() {
-            return 0;
-        }
-        let t = t.min(self.duration);
-        // Start from the integral and fix float rounding against `offset`, so
-        // the count and the schedule always agree exactly.
-        let mut k = self.hits_at(t).ceil().max(0.0) as u64;
-        while k > 0 && self.offset(k - 1).is_none_or(|o| o >= t) {
-            k -= 1;
-        }
-        while self.offset(k).is_some_and(|o| o < t) {
-            k += 1;
-        }
-        k
-    }
-
-    /// Total requests scheduled in the phase.
-    pub fn total(&self) -> u64 {
-        self.count_until(self.duration)
-    }
-
-    /// Vegeta-style pacing: given the time since the phase start and the
-    /// requests already sent, how long to wait before the next one, and
-    /// whether the phase has no more requests.
-    pub fn pace(&self, elapsed: Duration, hits: u64) -> (Duration, bool) {
-        match self.offset(hits) {
-            None => (Duration::ZERO, true),
-            Some(due) => (due.saturating_sub(elapsed), false),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -110,6 +61,40 @@ mod tests {
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+
+    /// Number of requests expected by time `t` (the integral of the rate):
+    /// the reference the schedule is checked against.
+    fn hits_at(p: &Pacer, t: Duration) -> f64 {
+        let t = t.min(p.duration).as_secs_f64();
+        match p.rate {
+            Rate::Constant(r) => r.max(0.0) * t,
+            Rate::Ramp { from, to } => {
+                let d = p.duration.as_secs_f64();
+                if d <= 0.0 {
+                    return 0.0;
+                }
+                from * t + (to - from) * t * t / (2.0 * d)
+            }
+        }
+    }
+
+    /// Sends due strictly before `t` (a half-open window `[0, t)`), capped at
+    /// the phase end, counted from the schedule itself.
+    fn count_until(p: &Pacer, t: Duration) -> u64 {
+        if t.is_zero() {
+            return 0;
+        }
+        let t = t.min(p.duration);
+        // Start from the integral and fix float rounding against `offset`.
+        let mut k = hits_at(p, t).ceil().max(0.0) as u64;
+        while k > 0 && p.offset(k - 1).is_none_or(|o| o >= t) {
+            k -= 1;
+        }
+        while p.offset(k).is_some_and(|o| o < t) {
+            k += 1;
+        }
+        k
     }
 
     #[test]
@@ -213,21 +198,12 @@ mod tests {
         ];
         for (rate, d_ms, want) in cases {
             let p = Pacer::new(*rate, ms(*d_ms));
-            let got = p.total();
+            let got = count_until(&p, p.duration);
             assert!(
                 got.abs_diff(*want) <= 1,
                 "{rate:?} over {d_ms} ms: {got} vs {want}"
             );
         }
-    }
-
-    #[test]
-    fn pace_waits_then_stops() {
-        let p = Pacer::new(Rate::Constant(10.0), Duration::from_secs(1));
-        assert_eq!(p.pace(ms(0), 0), (ms(0), false));
-        assert_eq!(p.pace(ms(50), 1), (ms(50), false));
-        assert_eq!(p.pace(ms(500), 1), (ms(0), false));
-        assert_eq!(p.pace(ms(950), 10), (ms(0), true));
     }
 
     fn rate() -> impl Strategy<Value = Rate> {
@@ -246,12 +222,12 @@ mod tests {
             let d = ms(d_ms);
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             let (t0, t1) = (d.mul_f64(lo), d.mul_f64(hi));
-            let counted = p.count_until(t1) - p.count_until(t0);
-            let integral = p.hits_at(t1) - p.hits_at(t0);
+            let counted = count_until(&p, t1) - count_until(&p, t0);
+            let integral = hits_at(&p, t1) - hits_at(&p, t0);
             prop_assert!((counted as f64 - integral).abs() <= 1.0 + 1e-6,
                 "{rate:?} [{t0:?},{t1:?}) counted {counted}, integral {integral}");
             // The schedule agrees with the count at both window edges.
-            let first = p.count_until(t0);
+            let first = count_until(&p, t0);
             if counted > 0 {
                 let o = p.offset(first).unwrap();
                 prop_assert!(o >= t0 && o < t1);

@@ -4,16 +4,19 @@
 //!
 //! reqwest is used directly (not prometheus-http-query) because telling
 //! "unreachable" from "not Prometheus" from "bad query" needs the raw status
-//! and body.
+//! and body. Answers are decoded into the typed structs of `wire`.
+
+mod wire;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::{StatusCode, Url};
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio_util::sync::CancellationToken;
 
 use super::error::PromError;
+use wire::{Envelope, Status, parse_value};
 
 /// Attempts per request; with backoff 100 → 200 → 400 ms the total stays
 /// within `4 × timeout + 0.7 s`.
@@ -49,7 +52,8 @@ pub struct TargetInfo {
     pub last_error: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RuleKind {
     Alerting,
     Recording,
@@ -78,8 +82,8 @@ pub struct ActiveAlert {
 }
 
 /// What one HTTP exchange came to, before retry policy is applied.
-enum Attempt {
-    Done(Value),
+enum Attempt<T> {
+    Done(T),
     /// Worth another try (connection refused/reset, timeout, 5xx).
     Transient(PromError),
     Fatal(PromError),
@@ -136,7 +140,7 @@ impl PromClient {
         self.with_retries(&url, || async {
             match self.http.get(url.clone()).send().await {
                 Err(e) => Attempt::Transient(self.transport_error(e)),
-                Ok(resp) if resp.status().is_success() => Attempt::Done(Value::Null),
+                Ok(resp) if resp.status().is_success() => Attempt::Done(()),
                 Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
                     Attempt::Transient(self.unavailable(resp.status(), "not ready yet".into()))
                 }
@@ -147,58 +151,35 @@ impl PromClient {
             }
         })
         .await
-        .map(|_| ())
     }
 
     pub async fn build_version(&self) -> Result<String, PromError> {
-        let data = self.api("api/v1/status/buildinfo", &[], None).await?;
-        data.get("version")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| self.not_prometheus("buildinfo has no version"))
+        let info: wire::BuildInfo = self.api("api/v1/status/buildinfo", &[], None).await?;
+        Ok(info.version)
     }
 
     pub async fn query(&self, expr: &str, at: SystemTime) -> Result<Vec<Sample>, PromError> {
         let params = [("query", expr.to_string()), ("time", unix_secs(at))];
-        let data = self.api("api/v1/query", &params, Some(expr)).await?;
-        let result = data.get("result").unwrap_or(&Value::Null);
-        match data.get("resultType").and_then(Value::as_str) {
-            Some("vector") => {
-                let items = result
-                    .as_array()
-                    .ok_or_else(|| self.not_prometheus("vector result is not a list"))?;
-                items
-                    .iter()
-                    .map(|item| {
-                        let labels = labels(item.get("metric"));
-                        let value = item
-                            .get("value")
-                            .and_then(point)
-                            .ok_or_else(|| self.not_prometheus("vector sample has no value"))?;
-                        Ok(Sample {
-                            labels,
-                            value: value.1,
-                        })
-                    })
-                    .collect()
-            }
-            Some("scalar") => {
-                let (_, value) = point(result)
-                    .ok_or_else(|| self.not_prometheus("scalar result has no value"))?;
-                Ok(vec![Sample {
-                    labels: BTreeMap::new(),
-                    value,
-                }])
-            }
-            Some(other) => Err(PromError::Query {
-                url: self.base.to_string(),
-                expr: expr.into(),
-                error_type: "unsupported_result".into(),
-                message: format!(
-                    "an instant query returned a {other}, expected a vector or scalar"
-                ),
-            }),
-            None => Err(self.not_prometheus("query result has no resultType")),
+        let unsupported = |kind: &str| PromError::Query {
+            url: self.base.to_string(),
+            expr: expr.into(),
+            error_type: "unsupported_result".into(),
+            message: format!("an instant query returned a {kind}, expected a vector or scalar"),
+        };
+        match self.api("api/v1/query", &params, Some(expr)).await? {
+            wire::QueryData::Vector(items) => Ok(items
+                .into_iter()
+                .map(|s| Sample {
+                    labels: s.metric,
+                    value: s.value.value,
+                })
+                .collect()),
+            wire::QueryData::Scalar(p) => Ok(vec![Sample {
+                labels: BTreeMap::new(),
+                value: p.value,
+            }]),
+            wire::QueryData::Matrix(_) => Err(unsupported("matrix")),
+            wire::QueryData::String(_) => Err(unsupported("string")),
         }
     }
 
@@ -215,127 +196,77 @@ impl PromClient {
             ("end", unix_secs(end)),
             ("step", format!("{:.3}", step.as_secs_f64())),
         ];
-        let data = self.api("api/v1/query_range", &params, Some(expr)).await?;
-        let items = data
-            .get("result")
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.not_prometheus("range query result is not a list"))?;
-        items
-            .iter()
-            .map(|item| {
-                let points = item
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| self.not_prometheus("range series has no values"))?
-                    .iter()
-                    .map(|p| point(p).ok_or_else(|| self.not_prometheus("malformed range point")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Series {
-                    labels: labels(item.get("metric")),
-                    points,
-                })
+        let data: wire::RangeData = self.api("api/v1/query_range", &params, Some(expr)).await?;
+        Ok(data
+            .result
+            .into_iter()
+            .map(|s| Series {
+                labels: s.metric,
+                points: s.values.into_iter().map(|p| (p.time, p.value)).collect(),
             })
-            .collect()
+            .collect())
     }
 
     pub async fn targets(&self) -> Result<Vec<TargetInfo>, PromError> {
         let params = [("state", "active".to_string())];
-        let data = self.api("api/v1/targets", &params, None).await?;
-        let active = data
-            .get("activeTargets")
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.not_prometheus("targets has no activeTargets"))?;
-        Ok(active
-            .iter()
+        let data: wire::TargetsData = self.api("api/v1/targets", &params, None).await?;
+        Ok(data
+            .active_targets
+            .into_iter()
             .map(|t| TargetInfo {
-                job: t
-                    .pointer("/labels/job")
-                    .or_else(|| t.get("scrapePool"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .into(),
-                scrape_url: str_field(t, "scrapeUrl"),
-                health: str_field(t, "health"),
-                last_error: str_field(t, "lastError"),
+                job: t.labels.get("job").cloned().unwrap_or(t.scrape_pool),
+                scrape_url: t.scrape_url,
+                health: t.health,
+                last_error: t.last_error,
             })
             .collect())
     }
 
     pub async fn rules(&self) -> Result<Vec<LoadedRule>, PromError> {
-        let data = self.api("api/v1/rules", &[], None).await?;
-        let groups = data
-            .get("groups")
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.not_prometheus("rules has no groups"))?;
-        let mut out = Vec::new();
-        for g in groups {
-            let group = str_field(g, "name");
-            for r in g
-                .get("rules")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let kind = match r.get("type").and_then(Value::as_str) {
-                    Some("alerting") => RuleKind::Alerting,
-                    _ => RuleKind::Recording,
-                };
-                out.push(LoadedRule {
+        let data: wire::RulesData = self.api("api/v1/rules", &[], None).await?;
+        Ok(data
+            .groups
+            .into_iter()
+            .flat_map(|g| {
+                let group = g.name;
+                g.rules.into_iter().map(move |r| LoadedRule {
                     group: group.clone(),
-                    name: str_field(r, "name"),
-                    kind,
-                    health: str_field(r, "health"),
-                    last_error: str_field(r, "lastError"),
-                    query: str_field(r, "query"),
-                    duration: Duration::from_secs_f64(
-                        r.get("duration")
-                            .and_then(Value::as_f64)
-                            .unwrap_or(0.0)
-                            .max(0.0),
-                    ),
-                });
-            }
-        }
-        Ok(out)
+                    name: r.name,
+                    kind: r.kind,
+                    health: r.health,
+                    last_error: r.last_error,
+                    query: r.query,
+                    duration: Duration::try_from_secs_f64(r.duration.max(0.0)).unwrap_or_default(),
+                })
+            })
+            .collect())
     }
 
     pub async fn alerts(&self) -> Result<Vec<ActiveAlert>, PromError> {
-        let data = self.api("api/v1/alerts", &[], None).await?;
-        let alerts = data
-            .get("alerts")
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.not_prometheus("alerts has no list"))?;
-        Ok(alerts
-            .iter()
-            .map(|a| {
-                let labels = labels(a.get("labels"));
-                ActiveAlert {
-                    name: labels.get("alertname").cloned().unwrap_or_default(),
-                    state: str_field(a, "state"),
-                    active_at: a.get("activeAt").and_then(Value::as_str).and_then(|t| {
-                        humantime::parse_rfc3339(t)
-                            .or_else(|_| humantime::parse_rfc3339_weak(t))
-                            .ok()
-                    }),
-                    value: a
-                        .get("value")
-                        .and_then(Value::as_str)
-                        .and_then(parse_value)
-                        .unwrap_or(f64::NAN),
-                    labels,
-                }
+        let data: wire::AlertsData = self.api("api/v1/alerts", &[], None).await?;
+        Ok(data
+            .alerts
+            .into_iter()
+            .map(|a| ActiveAlert {
+                name: a.labels.get("alertname").cloned().unwrap_or_default(),
+                state: a.state,
+                active_at: a.active_at.and_then(|t| {
+                    humantime::parse_rfc3339(&t)
+                        .or_else(|_| humantime::parse_rfc3339_weak(&t))
+                        .ok()
+                }),
+                value: parse_value(&a.value).unwrap_or(f64::NAN),
+                labels: a.labels,
             })
             .collect())
     }
 
     pub async fn alertmanagers(&self) -> Result<Vec<String>, PromError> {
-        let data = self.api("api/v1/alertmanagers", &[], None).await?;
+        let data: wire::AlertmanagersData = self.api("api/v1/alertmanagers", &[], None).await?;
         Ok(data
-            .get("activeAlertmanagers")
-            .and_then(Value::as_array)
+            .active_alertmanagers
             .into_iter()
-            .flatten()
-            .filter_map(|a| a.get("url").and_then(Value::as_str).map(str::to_string))
+            .map(|a| a.url)
             .collect())
     }
 
@@ -402,85 +333,101 @@ impl PromClient {
         })
     }
 
-    /// GET an API path and unwrap the `{"status": …, "data": …}` envelope.
-    async fn api(
+    /// GET an API path, unwrap the `{"status": …, "data": …}` envelope and
+    /// decode the data as `T`.
+    async fn api<T: DeserializeOwned>(
         &self,
         path: &str,
         params: &[(&str, String)],
         expr: Option<&str>,
-    ) -> Result<Value, PromError> {
+    ) -> Result<T, PromError> {
         let url = self.url(path, params)?;
         self.with_retries(&url, || self.api_once(&url, expr)).await
     }
 
-    async fn api_once(&self, url: &Url, expr: Option<&str>) -> Attempt {
+    async fn api_once<T: DeserializeOwned>(&self, url: &Url, expr: Option<&str>) -> Attempt<T> {
         let resp = match self.http.get(url.clone()).send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Transient(self.transport_error(e)),
         };
         let status = resp.status();
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Attempt::Transient(self.transport_error(e)),
+        match resp.bytes().await {
+            Ok(body) => self.decode(url, expr, status, &body),
+            Err(e) => Attempt::Transient(self.transport_error(e)),
+        }
+    }
+
+    /// One answer of the API: its data, a query error, or not the API.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        expr: Option<&str>,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Attempt<T> {
+        let Ok(envelope) = serde_json::from_slice::<Envelope<IgnoredAny>>(body) else {
+            return self.not_the_api(url, status, body);
         };
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let envelope = json
-            .as_ref()
-            .and_then(|j| j.get("status"))
-            .and_then(Value::as_str);
-        match envelope {
-            Some("success") if status.is_success() => Attempt::Done(
-                json.and_then(|mut j| j.get_mut("data").map(Value::take))
-                    .unwrap_or(Value::Null),
-            ),
-            Some("error") => {
-                let j = json.as_ref();
-                let error_type = j.map(|j| str_field(j, "errorType")).unwrap_or_default();
-                let message = j.map(|j| str_field(j, "error")).unwrap_or_default();
+        match envelope.status {
+            Status::Error => {
                 let err = PromError::Query {
                     url: self.base.to_string(),
                     expr: expr.unwrap_or(url.path()).into(),
-                    error_type: error_type.clone(),
-                    message,
+                    error_type: envelope.error_type.clone(),
+                    message: envelope.error,
                 };
                 // "unavailable" (e.g. still starting) may pass; a bad query never will.
-                if status.is_server_error() && error_type != "bad_data" && error_type != "execution"
-                {
+                let t = envelope.error_type;
+                if status.is_server_error() && t != "bad_data" && t != "execution" {
                     Attempt::Transient(err)
                 } else {
                     Attempt::Fatal(err)
                 }
             }
-            _ if status.is_server_error() => {
-                Attempt::Transient(self.unavailable(status, snippet(&body)))
+            Status::Success if status.is_success() => {
+                match serde_json::from_slice::<Envelope<T>>(body) {
+                    Ok(Envelope { data: Some(d), .. }) => Attempt::Done(d),
+                    Ok(_) => Attempt::Fatal(self.not_prometheus(&format!(
+                        "GET {} answered success without data",
+                        url.path()
+                    ))),
+                    Err(e) => Attempt::Fatal(self.not_prometheus(&format!(
+                        "GET {} answered data slocheck cannot read: {e}",
+                        url.path()
+                    ))),
+                }
             }
-            _ => Attempt::Fatal(PromError::NotPrometheus {
-                url: self.base.to_string(),
-                detail: if status == StatusCode::NOT_FOUND {
-                    format!("GET {} answered 404 Not Found", url.path())
-                } else if json.is_none() {
-                    format!(
-                        "GET {} answered HTTP {} with a body that is not JSON: {}",
-                        url.path(),
-                        status.as_u16(),
-                        snippet(&body)
-                    )
-                } else {
-                    format!(
-                        "GET {} answered HTTP {} with JSON lacking the API envelope: {}",
-                        url.path(),
-                        status.as_u16(),
-                        snippet(&body)
-                    )
-                },
-            }),
+            Status::Success => self.not_the_api(url, status, body),
         }
     }
 
-    async fn with_retries<F, Fut>(&self, url: &Url, mut once: F) -> Result<Value, PromError>
+    /// An answer without a usable API envelope: a server error is worth
+    /// retrying, anything else is not Prometheus.
+    fn not_the_api<T>(&self, url: &Url, status: StatusCode, body: &[u8]) -> Attempt<T> {
+        if status.is_server_error() {
+            return Attempt::Transient(self.unavailable(status, snippet(body)));
+        }
+        let what = if status == StatusCode::NOT_FOUND {
+            return Attempt::Fatal(
+                self.not_prometheus(&format!("GET {} answered 404 Not Found", url.path())),
+            );
+        } else if serde_json::from_slice::<IgnoredAny>(body).is_err() {
+            "a body that is not JSON"
+        } else {
+            "JSON lacking the API envelope"
+        };
+        Attempt::Fatal(self.not_prometheus(&format!(
+            "GET {} answered HTTP {} with {what}: {}",
+            url.path(),
+            status.as_u16(),
+            snippet(body)
+        )))
+    }
+
+    async fn with_retries<T, F, Fut>(&self, url: &Url, mut once: F) -> Result<T, PromError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Attempt>,
+        Fut: std::future::Future<Output = Attempt<T>>,
     {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
@@ -573,44 +520,6 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
-fn str_field(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn labels(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `[1700000000.123, "0.5"]` → (time, value).
-fn point(v: &Value) -> Option<(SystemTime, f64)> {
-    let arr = v.as_array()?;
-    let ts = arr.first()?.as_f64()?;
-    let value = parse_value(arr.get(1)?.as_str()?)?;
-    if !ts.is_finite() || ts < 0.0 {
-        return None;
-    }
-    Some((UNIX_EPOCH + Duration::from_secs_f64(ts), value))
-}
-
-/// Prometheus spells special values `NaN`, `+Inf`, `-Inf`.
-pub(crate) fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok(),
-    }
-}
-
 fn unix_secs(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:03}", d.as_secs(), d.subsec_millis())
@@ -634,18 +543,54 @@ fn list_or_none(items: &[&str]) -> String {
 mod tests {
     use super::*;
 
+    /// What `decode` made of one answer, in words a table can hold.
+    fn decoded(status: u16, body: &str) -> String {
+        let c = PromClient::new(
+            Url::parse("http://127.0.0.1:9/").expect("url"),
+            Duration::from_secs(1),
+        )
+        .expect("client");
+        let url = c.url("api/v1/query", &[]).expect("join");
+        let status = StatusCode::from_u16(status).expect("status");
+        match c.decode::<wire::QueryData>(&url, Some("up"), status, body.as_bytes()) {
+            Attempt::Done(wire::QueryData::Vector(v)) => format!("vector of {}", v.len()),
+            Attempt::Done(other) => format!("{other:?}"),
+            Attempt::Transient(e) => format!("transient: {e}"),
+            Attempt::Fatal(e) => format!("fatal: {e}"),
+        }
+    }
+
     #[test]
-    fn values_and_points_parse() {
-        assert_eq!(parse_value("0.25"), Some(0.25));
-        assert!(parse_value("NaN").is_some_and(f64::is_nan));
-        assert_eq!(parse_value("+Inf"), Some(f64::INFINITY));
-        assert_eq!(parse_value("-Inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_value("x"), None);
-        let p = point(&serde_json::json!([1700000000.5, "3"])).expect("point");
-        assert_eq!(p.0, UNIX_EPOCH + Duration::from_millis(1_700_000_000_500));
-        assert_eq!(p.1, 3.0);
-        assert!(point(&serde_json::json!(["x", "3"])).is_none());
-        assert!(point(&serde_json::json!([-1, "3"])).is_none());
+    fn answers_decode_into_data_query_errors_or_not_prometheus() {
+        let ok = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        let cases = [
+            (200, ok, "vector of 0"),
+            (503, ok, "transient:"),
+            (
+                400,
+                r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
+                "fatal: ",
+            ),
+            (
+                503,
+                r#"{"status":"error","errorType":"unavailable","error":"starting"}"#,
+                "transient:",
+            ),
+            (
+                200,
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"value":"x"}]}}"#,
+                "answered data slocheck cannot read",
+            ),
+            (200, r#"{"status":"success"}"#, "success without data"),
+            (200, r#"{"hello":1}"#, "JSON lacking the API envelope"),
+            (200, "<html>", "a body that is not JSON"),
+            (404, "nope", "404 Not Found"),
+            (502, "<html>", "transient:"),
+        ];
+        for (status, body, want) in cases {
+            let got = decoded(status, body);
+            assert!(got.contains(want), "{status} {body}: {got}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Errors of the Prometheus client, launcher and pre-flight, each naming the
-//! URL, binary or file involved; they map to exit code 3 (environment).
+//! URL, binary or file involved (exit codes: `crate::error::Error::exit_code`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,16 +105,4 @@ pub enum PromError {
         waited: Duration,
         log_tail: String,
     },
-}
-
-impl PromError {
-    /// The documented exit code: a bad URL is an invalid command line,
-    /// cancellation is an interruption, everything else is the environment.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            PromError::BadUrl { .. } => crate::exit::INVALID,
-            PromError::Cancelled(_) => crate::exit::INTERRUPTED,
-            _ => crate::exit::ENVIRONMENT,
-        }
-    }
 }

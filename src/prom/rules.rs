@@ -47,17 +47,6 @@ pub enum RulesError {
     Serialize { path: PathBuf, message: String },
 }
 
-impl RulesError {
-    /// Invalid rules are the user's input (2); failing to write the scaled
-    /// copies is the environment (3).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RulesError::Write { .. } => crate::exit::ENVIRONMENT,
-            _ => crate::exit::INVALID,
-        }
-    }
-}
-
 /// Where in a rule file a problem is: the group and, when known, the rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleAt {
@@ -216,10 +205,13 @@ struct RawRule {
 
 /// Reads, parses and validates one rule file.
 pub fn load(path: &Path) -> Result<RuleFile, RulesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Pipes::Refused).map_err(|source| {
+            RulesError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     parse_str(&text, path)
 }
 

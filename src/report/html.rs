@@ -104,14 +104,13 @@ fn line(label: &str, color: RGBColor, points: Vec<(f64, f64)>) -> Line {
     }
 }
 
-fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
-    let clock = Clock(r.phases.first().map_or(0, |p| p.start_ms));
-    let tl = timeline(r, &clock);
-    let c = r.charts.as_ref();
-    let pct = |v: &f64| format!("{:.0}%", v * 100.0);
-    let secs = |v: &f64| human_secs(*v);
-    let num = |v: &f64| format!("{v:.0}");
+fn pct(v: &f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
 
+/// Prometheus's response rate per status class beside the client's sends.
+fn rate_lines(r: &Report, clock: &Clock) -> Vec<Line> {
+    let c = r.charts.as_ref();
     let mut rate: Vec<Line> = CLASS_COLORS
         .iter()
         .filter_map(|(class, color)| {
@@ -126,15 +125,18 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
     rate.push(line(
         "sent (client)",
         CLIENT,
-        client_series(r, &clock, |s| Some(s.sent as f64)),
+        client_series(r, clock, |s| Some(s.sent as f64)),
     ));
+    rate
+}
 
+fn p90_lines(r: &Report, clock: &Clock) -> Vec<Line> {
     let mut p90 = vec![line(
         "client P90 (corrected, per second)",
         CLIENT,
-        client_series(r, &clock, |s| (s.p90_us > 0).then(|| s.p90_us as f64 / 1e6)),
+        client_series(r, clock, |s| (s.p90_us > 0).then(|| s.p90_us as f64 / 1e6)),
     )];
-    if let Some(c) = c {
+    if let Some(c) = &r.charts {
         p90.insert(
             0,
             line(
@@ -144,16 +146,20 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
             ),
         );
     }
+    p90
+}
 
+/// The 5xx ratio of both sides, with the alert threshold drawn across.
+fn error_lines(r: &Report, clock: &Clock, tl: &Timeline) -> Vec<Line> {
     let mut err = vec![line(
         "client 5xx ratio (per second)",
         CLIENT,
-        client_series(r, &clock, |s| {
+        client_series(r, clock, |s| {
             let n = s.ok + s.client_errors + s.server_errors;
             (n > 0).then(|| s.server_errors as f64 / n as f64)
         }),
     )];
-    if let Some(c) = c {
+    if let Some(c) = &r.charts {
         err.insert(
             0,
             line(
@@ -171,9 +177,11 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
             });
         }
     }
+    err
+}
 
-    let bands: Vec<Band> = r
-        .alerts
+fn alert_bands(r: &Report, clock: &Clock, tl: &Timeline) -> Vec<Band> {
+    r.alerts
         .iter()
         .map(|a| Band {
             label: a.alert.clone(),
@@ -190,8 +198,14 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
                 })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
 
+fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
+    let clock = Clock(r.phases.first().map_or(0, |p| p.start_ms));
+    let tl = timeline(r, &clock);
+    let secs = |v: &f64| human_secs(*v);
+    let num = |v: &f64| format!("{v:.0}");
     Ok(vec![
         (
             CHARTS[0],
@@ -199,13 +213,19 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
                 "Request rate by status class",
                 "requests/s",
                 &tl,
-                &rate,
+                &rate_lines(r, &clock),
                 &num,
             )?,
         ),
         (
             CHARTS[1],
-            chart::lines("P90 latency: client vs Prometheus", "P90", &tl, &p90, &secs)?,
+            chart::lines(
+                "P90 latency: client vs Prometheus",
+                "P90",
+                &tl,
+                &p90_lines(r, &clock),
+                &secs,
+            )?,
         ),
         (
             CHARTS[2],
@@ -213,13 +233,17 @@ fn charts(r: &Report) -> io::Result<Vec<(&'static str, String)>> {
                 "5xx ratio vs the alert threshold",
                 "5xx share",
                 &tl,
-                &err,
+                &error_lines(r, &clock, &tl),
                 &pct,
             )?,
         ),
         (
             CHARTS[3],
-            chart::bands("Alert state (ALERTS series)", &tl, &bands)?,
+            chart::bands(
+                "Alert state (ALERTS series)",
+                &tl,
+                &alert_bands(r, &clock, &tl),
+            )?,
         ),
     ])
 }

@@ -1,6 +1,7 @@
 //! Reports of a run. `Report` is the one machine-readable model (versioned,
-//! serialised as `report.json`); every renderer is a function
-//! `(&Report, impl Write)`.
+//! serialised as `report.json`), built from the plain data a run produced
+//! (`RunData`); every renderer is a function `(&Report, impl Write)`. Nothing
+//! here asks Prometheus or knows how the run went about it.
 
 pub mod atomic;
 mod chart;
@@ -10,20 +11,33 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
-pub mod series;
 pub mod terminal;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use series::ChartSeries;
+pub use crate::verify::observe::charts::ChartSeries;
 
 use crate::plan::{LoadMode, Plan};
-use crate::record::{PhaseRecord, SecondStats};
-use crate::run::Session;
+use crate::prom::timescale::ScaledFile;
+use crate::record::{PhaseRecord, RunRecord, SecondStats};
 use crate::timeutil::{rfc3339, unix_ms};
-use crate::verify::outcome::{AlertTimeline, ExpectationResult, PhaseAgreement, Verdict};
+use crate::verify::outcome::{AlertTimeline, ExpectationResult, Outcome, PhaseAgreement, Verdict};
+
+/// What a run produced, as far as it got: the plain data a report is built
+/// from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunData<'a> {
+    /// None: the run failed before the load.
+    pub record: Option<&'a RunRecord>,
+    /// None: the run failed before verification ended.
+    pub outcome: Option<&'a Outcome>,
+    pub scaled: &'a [ScaledFile],
+    pub prometheus_url: Option<&'a str>,
+    pub prometheus_version: Option<&'a str>,
+    pub charts: Option<&'a ChartSeries>,
+}
 
 /// Bumped on any incompatible change of the JSON layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -204,24 +218,66 @@ impl PhaseReport {
     }
 }
 
+impl ScenarioInfo {
+    fn of(plan: &Plan) -> ScenarioInfo {
+        let pp = &plan.prometheus;
+        ScenarioInfo {
+            name: plan.name.clone(),
+            path: plan.source.display().to_string(),
+            seed: plan.seed,
+            mode: match plan.load.mode {
+                LoadMode::Open => "open",
+                LoadMode::Closed { .. } => "closed",
+            }
+            .into(),
+            time_scale: pp.time_scale,
+            scrape_interval_ms: pp.scrape_interval.as_millis() as u64,
+            evaluation_interval_ms: pp.evaluation_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl ScaledRules {
+    fn of(f: &ScaledFile) -> ScaledRules {
+        ScaledRules {
+            file: f.original.display().to_string(),
+            changes: f
+                .changes
+                .iter()
+                .map(|c| RuleChange {
+                    group: c.group.clone(),
+                    rule: c.rule.clone(),
+                    field: c.field.to_string(),
+                    original: c.original.clone(),
+                    scaled: c.scaled.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Summary {
+    fn of(results: &[ExpectationResult]) -> Summary {
+        let count = |v| results.iter().filter(|r| r.verdict == v).count();
+        Summary {
+            passed: count(Verdict::Pass),
+            failed: count(Verdict::Fail),
+            inconclusive: count(Verdict::Inconclusive),
+        }
+    }
+}
+
 impl Report {
     pub fn new(
         plan: &Plan,
-        s: &Session,
+        run: &RunData<'_>,
         status: RunStatus,
         exit_code: u8,
         error: Option<String>,
     ) -> Report {
-        let pp = &plan.prometheus;
-        let (results, alerts, agreement) = match &s.outcome {
+        let (results, alerts, agreement) = match run.outcome {
             Some(o) => (o.results.clone(), o.alerts.clone(), o.agreement.clone()),
             None => Default::default(),
-        };
-        let count = |v| {
-            results
-                .iter()
-                .filter(|r: &&ExpectationResult| r.verdict == v)
-                .count()
         };
         Report {
             schema_version: SCHEMA_VERSION,
@@ -232,58 +288,24 @@ impl Report {
             status,
             exit_code,
             error,
-            scenario: ScenarioInfo {
-                name: plan.name.clone(),
-                path: plan.source.display().to_string(),
-                seed: plan.seed,
-                mode: match plan.load.mode {
-                    LoadMode::Open => "open",
-                    LoadMode::Closed { .. } => "closed",
-                }
-                .into(),
-                time_scale: pp.time_scale,
-                scrape_interval_ms: pp.scrape_interval.as_millis() as u64,
-                evaluation_interval_ms: pp.evaluation_interval.as_millis() as u64,
-            },
+            scenario: ScenarioInfo::of(plan),
             prometheus: PrometheusInfo {
-                managed: pp.url.is_none(),
-                url: s.prometheus_url.as_ref().map(|u| u.to_string()),
-                version: s.prometheus_version.clone(),
+                managed: plan.prometheus.url.is_none(),
+                url: run.prometheus_url.map(str::to_string),
+                version: run.prometheus_version.map(str::to_string),
             },
-            rules: s
-                .scaled
-                .iter()
-                .map(|f| ScaledRules {
-                    file: f.original.display().to_string(),
-                    changes: f
-                        .changes
-                        .iter()
-                        .map(|c| RuleChange {
-                            group: c.group.clone(),
-                            rule: c.rule.clone(),
-                            field: c.field.to_string(),
-                            original: c.original.clone(),
-                            scaled: c.scaled.clone(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            started_at: s.record.as_ref().map(|r| rfc3339(r.started_at)),
-            ended_at: s.record.as_ref().map(|r| rfc3339(r.ended_at)),
-            phases: s
+            rules: run.scaled.iter().map(ScaledRules::of).collect(),
+            started_at: run.record.map(|r| rfc3339(r.started_at)),
+            ended_at: run.record.map(|r| rfc3339(r.ended_at)),
+            phases: run
                 .record
-                .as_ref()
                 .map(|r| r.phases.iter().map(PhaseReport::of).collect())
                 .unwrap_or_default(),
-            summary: Summary {
-                passed: count(Verdict::Pass),
-                failed: count(Verdict::Fail),
-                inconclusive: count(Verdict::Inconclusive),
-            },
+            summary: Summary::of(&results),
             expectations: results,
             alerts,
             agreement,
-            charts: s.charts.clone(),
+            charts: run.charts.cloned(),
         }
     }
 }

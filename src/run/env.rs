@@ -1,27 +1,35 @@
-//! The live parts of a run: the target (built-in or external) and Prometheus
-//! (managed or external). Started in order, checked before any load, and
-//! always stopped in reverse order.
+//! The one bring-up of `run`, `demo` and `load`: the target (built-in or
+//! external), the run directory, Alertmanager with its recorder, and
+//! Prometheus (managed or external). Started in order, checked before any
+//! load, and always stopped in reverse order — and the run directory removed
+//! even on a forced exit (second Ctrl-C).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
+use super::rules;
 use crate::alertmanager::{AlertStack, StackOptions};
 use crate::error::Error;
-use crate::plan::{Plan, TargetPlan};
-use crate::prom::PromClient;
+use crate::plan::{AlertmanagerPlan, ExpectKind, Plan, TargetPlan};
 use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
+use crate::prom::rules::RuleFile;
+use crate::prom::timescale::ScaledFile;
+use crate::prom::{PromClient, PromError};
 use crate::pushgateway::{self, ManagedPushgateway};
+use crate::signals::Interrupt;
 use crate::target::{TargetConfig, TargetHandle};
+use crate::verify::alert::RuleTiming;
 
 /// How long to wait for Prometheus's first successful scrape of the target.
 const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
-const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Scrape job of the Pushgateway; with `honor_labels` the pushed series
 /// keep the batch job's own `job` label.
 pub const PUSHGATEWAY_JOB: &str = "pushgateway";
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 pub struct Env {
@@ -38,6 +46,41 @@ pub struct Env {
     pub pushgateway: Option<ManagedPushgateway>,
     /// With `[model]`: where the batch job pushes.
     pub pushgateway_url: Option<Url>,
+    /// The time-scaled rule copies the managed Prometheus loads.
+    pub scaled: Vec<ScaledFile>,
+    /// Removed after the children stopped (they write into it).
+    pub(super) run_dir: Option<RunDirGuard>,
+}
+
+/// Which Prometheus to bring up, and with what.
+pub struct PromSetup<'a> {
+    pub source: PromSource,
+    /// The rules as deployed: time-scaled into the run directory for a
+    /// managed Prometheus, only read for their timings for an external one.
+    pub rules: Vec<RuleFile>,
+    /// Alertmanager and its recorder (managed Prometheus only).
+    pub alerting: Option<AlertingSetup<'a>>,
+    pub keep_run_dir: bool,
+}
+
+pub enum PromSource {
+    /// Started by slocheck; `None` finds `prometheus` on PATH.
+    Managed { bin: Option<PathBuf> },
+    /// Already running; it must scrape the target and load the rules.
+    External { url: Url },
+}
+
+pub struct AlertingSetup<'a> {
+    pub plan: &'a AlertmanagerPlan,
+    pub bin: Option<&'a Path>,
+    pub live_receivers: bool,
+}
+
+/// A Prometheus ready to be asked: it has scraped the target once.
+pub struct PromUp {
+    pub client: PromClient,
+    /// Alert name → timing, after scaling.
+    pub timings: BTreeMap<String, RuleTiming>,
 }
 
 impl Env {
@@ -59,6 +102,12 @@ impl Env {
                 url
             }
             TargetPlan::External { url } => {
+                // `--target-url` is not checked by the scenario's rules.
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(Error::Invalid(format!(
+                        "target URL {url} is not an http(s) URL with a host (hint: use e.g. http://127.0.0.1:8000/)"
+                    )));
+                }
                 check_reachable(url).await?;
                 url.clone()
             }
@@ -67,49 +116,131 @@ impl Env {
         Ok(url)
     }
 
-    /// With `[model]`: starts a Pushgateway (or checks the given one) before
-    /// Prometheus, which then scrapes it.
-    pub async fn start_pushgateway(
+    /// Brings up Prometheus for `target` (started first): managed — run
+    /// directory, scaled rules, Alertmanager, Prometheus, first scrape — or
+    /// external — API, target and rules checked. A signal at any step
+    /// returns `Error::Interrupted`; what was started stays in `self` for
+    /// `shutdown`.
+    pub async fn start_prometheus(
         &mut self,
         plan: &Plan,
-        run_dir: &std::path::Path,
+        setup: PromSetup<'_>,
+        target: &Url,
+        cancel: &CancellationToken,
+        interrupt: &Interrupt,
+    ) -> Result<PromUp, Error> {
+        let interrupted = || Error::Interrupted(interrupt.exit_code());
+        let up = match setup.source {
+            PromSource::Managed { bin } => {
+                let dir = self.make_run_dir(setup.keep_run_dir)?;
+                let prepared = rules::prepare(plan, setup.rules, &dir.join("rules"))?;
+                self.scaled = prepared.scaled;
+                if let Some(a) = setup.alerting {
+                    let o = StackOptions {
+                        plan: a.plan,
+                        bin: a.bin,
+                        live_receivers: a.live_receivers,
+                        time_scale: plan.prometheus.time_scale,
+                        run_dir: &dir,
+                    };
+                    let started = AlertStack::start(o, cancel).await;
+                    if cancel.is_cancelled() {
+                        return Err(interrupted());
+                    }
+                    self.alerting = Some(started?);
+                }
+                let started = self.start_pushgateway(plan, Some(&dir), cancel).await;
+                if cancel.is_cancelled() {
+                    return Err(interrupted());
+                }
+                started?;
+                let paths = self.scaled.iter().map(|s| s.scaled.clone()).collect();
+                let client = self
+                    .start_managed(plan, bin, dir, paths, target, cancel)
+                    .await;
+                if cancel.is_cancelled() {
+                    return Err(interrupted());
+                }
+                PromUp {
+                    client: client?,
+                    timings: prepared.timings,
+                }
+            }
+            PromSource::External { url } => {
+                self.start_pushgateway(plan, None, cancel).await?;
+                PromUp {
+                    client: self.use_external(&url, plan).await?,
+                    timings: rules::timings(&setup.rules),
+                }
+            }
+        };
+        if cancel.is_cancelled() {
+            return Err(interrupted());
+        }
+        Ok(up)
+    }
+
+    /// With `[model]`: starts a Pushgateway in `run_dir` (or checks the
+    /// user's) before Prometheus, which then scrapes it.
+    async fn start_pushgateway(
+        &mut self,
+        plan: &Plan,
+        run_dir: Option<&Path>,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let Some(model) = &plan.model else {
             return Ok(());
         };
-        let url = match &model.pushgateway_url {
-            Some(url) => {
+        let url = match (&model.pushgateway_url, run_dir) {
+            (Some(url), _) => {
                 pushgateway::check_reachable(url).await?;
                 url.clone()
             }
-            None => {
+            (None, Some(dir)) => {
                 let bin = pushgateway::find_binary(None)?;
-                let pg = ManagedPushgateway::start(&bin, run_dir, cancel).await?;
+                let pg = ManagedPushgateway::start(&bin, dir, cancel).await?;
                 eprintln!("slocheck: pushgateway {} ready at {}", pg.pid(), pg.url());
                 let url = pg.url().clone();
                 self.pushgateway = Some(pg);
                 url
+            }
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "{}: an external Prometheus cannot scrape the Pushgateway slocheck would start (hint: set [model] pushgateway_url to the Pushgateway your Prometheus scrapes with honor_labels: true)",
+                    plan.source.display()
+                )));
             }
         };
         self.pushgateway_url = Some(url);
         Ok(())
     }
 
-    /// Starts the webhook recorder and Alertmanager; `start_managed` then
-    /// points Prometheus at it.
-    pub async fn start_alerting(
-        &mut self,
-        opts: StackOptions<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<(), Error> {
-        self.alerting = Some(AlertStack::start(opts, cancel).await?);
-        Ok(())
+    /// The run directory (Prometheus config, scaled rules, logs, TSDB), once
+    /// a managed Prometheus asked for it.
+    pub fn run_dir(&self) -> Option<PathBuf> {
+        self.run_dir.as_ref().map(RunDirGuard::path)
+    }
+
+    fn make_run_dir(&mut self, keep: bool) -> Result<PathBuf, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("slocheck-run-")
+            .tempdir()
+            .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
+        if !keep {
+            crate::signals::remove_on_forced_exit(dir.path().to_path_buf());
+        }
+        let guard = RunDirGuard {
+            dir: Some(dir),
+            keep,
+        };
+        let path = guard.path();
+        self.run_dir = Some(guard);
+        Ok(path)
     }
 
     /// Starts a managed Prometheus scraping `target`, waits until it is ready
     /// and has scraped the target once.
-    pub async fn start_managed(
+    async fn start_managed(
         &mut self,
         plan: &Plan,
         bin: Option<PathBuf>,
@@ -173,15 +304,19 @@ impl Env {
         Ok(client)
     }
 
-    /// Checks an external Prometheus: API answers, target up, rules loaded.
-    pub async fn use_external(
-        &mut self,
-        url: &Url,
-        plan: &Plan,
-        required_rules: &[String],
-    ) -> Result<PromClient, Error> {
+    /// Checks an external Prometheus: API answers, target up, the alerts the
+    /// expectations name loaded.
+    async fn use_external(&mut self, url: &Url, plan: &Plan) -> Result<PromClient, Error> {
+        let required: Vec<String> = plan
+            .expects
+            .iter()
+            .filter_map(|e| match &e.kind {
+                ExpectKind::Alert(a) => Some(a.alert.clone()),
+                _ => None,
+            })
+            .collect();
         let client = PromClient::new(url.clone(), self.timeout())?;
-        crate::prom::preflight(&client, &plan.prometheus.job, required_rules).await?;
+        crate::prom::preflight(&client, &plan.prometheus.job, &required).await?;
         self.prometheus_version = client.build_version().await.ok();
         self.client = Some(client.clone());
         Ok(client)
@@ -191,7 +326,7 @@ impl Env {
         self.query_timeout.unwrap_or(QUERY_TIMEOUT)
     }
 
-    /// Errors when the managed Prometheus has exited.
+    /// Errors when the managed Prometheus or Alertmanager has exited.
     pub fn check_alive(&mut self) -> Result<(), Error> {
         if let Some(a) = self.alerting.as_mut() {
             a.check_alive()?;
@@ -206,27 +341,37 @@ impl Env {
     }
 
     /// Stops everything that was started, Prometheus first (it scrapes the
-    /// target and sends to Alertmanager), then Alertmanager, and reaps them.
-    pub async fn shutdown(&mut self) {
+    /// target and sends to Alertmanager), then Alertmanager, then the target,
+    /// and reaps them; then removes the run directory, or keeps it and
+    /// returns its path.
+    pub async fn shutdown(&mut self) -> Option<PathBuf> {
         if let Some(p) = self.prometheus.take()
             && let Err(e) = p.stop().await
         {
-            eprintln!("slocheck: warning: {e}");
+            eprintln!("slocheck: warning: {}", crate::error::chain(&e));
         }
         if let Some(a) = self.alerting.take()
             && let Err(e) = a.stop().await
         {
-            eprintln!("slocheck: warning: {e}");
+            eprintln!("slocheck: warning: {}", crate::error::chain(&e));
         }
         if let Some(p) = self.pushgateway.take()
             && let Err(e) = p.stop().await
         {
-            eprintln!("slocheck: warning: {e}");
+            eprintln!("slocheck: warning: {}", crate::error::chain(&e));
         }
         if let Some(t) = self.target.take() {
             t.shutdown().await;
         }
+        self.run_dir.take().and_then(RunDirGuard::finish)
     }
+}
+
+/// A URL the Prometheus client accepts, checked before anything starts so
+/// a bad `--prometheus-url` is invalid input (exit 2) in `run` as in
+/// `doctor`.
+pub fn check_prometheus_url(url: &Url) -> Result<(), PromError> {
+    PromClient::new(url.clone(), QUERY_TIMEOUT).map(|_| ())
 }
 
 /// Any HTTP answer proves the target is there; only a transport failure is
@@ -248,6 +393,40 @@ async fn check_reachable(url: &Url) -> Result<(), Error> {
             Err(Error::Environment(format!(
                 "target {url} is unreachable: {cause} (hint: start the service, or omit target.url to use the built-in one)"
             )))
+        }
+    }
+}
+
+/// Removes the run directory on every exit path unless asked to keep it.
+pub(super) struct RunDirGuard {
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl RunDirGuard {
+    fn path(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default()
+    }
+
+    /// Keeps or removes the directory now; returns the kept path.
+    fn finish(mut self) -> Option<PathBuf> {
+        let dir = self.dir.take()?;
+        crate::signals::forget_on_forced_exit(dir.path());
+        if self.keep { Some(dir.keep()) } else { None }
+    }
+}
+
+impl Drop for RunDirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            crate::signals::forget_on_forced_exit(dir.path());
+            if self.keep {
+                let path = dir.keep();
+                eprintln!("slocheck: run directory kept at {}", path.display());
+            }
         }
     }
 }

@@ -15,14 +15,15 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::exit;
 use crate::load::{self, LiveStats};
-use crate::plan::{ExpectKind, Plan, TargetPlan};
+use crate::plan::{Plan, TargetPlan};
 use crate::progress::{self, ProgressMode};
+use crate::prom::rules::RuleFile;
 use crate::record::RunRecord;
 use crate::report::{self, Report, RunStatus};
 use crate::scenario;
 use crate::signals::Interrupt;
 use crate::verify::{self, outcome::Outcome};
-pub use env::Env;
+pub use env::{AlertingSetup, Env, PromSetup, PromSource, PromUp};
 
 /// Command-line options of `slocheck run`, already resolved.
 #[derive(Debug, Clone)]
@@ -57,8 +58,20 @@ pub struct Session {
     pub prometheus_version: Option<String>,
     /// Prometheus's series for the HTML charts, asked after verification.
     pub charts: Option<report::ChartSeries>,
-    /// Removed after the children stopped (they write into it).
-    run_dir: Option<RunDirGuard>,
+}
+
+impl Session {
+    /// What the run produced so far, as the plain data a report reads.
+    fn data(&self) -> report::RunData<'_> {
+        report::RunData {
+            record: self.record.as_ref(),
+            outcome: self.outcome.as_ref(),
+            scaled: &self.scaled,
+            prometheus_url: self.prometheus_url.as_ref().map(Url::as_str),
+            prometheus_version: self.prometheus_version.as_deref(),
+            charts: self.charts.as_ref(),
+        }
+    }
 }
 
 /// Applies command-line overrides to a loaded scenario.
@@ -94,9 +107,9 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         }
         r => r,
     };
-    env.shutdown().await;
+    let kept_dir = env.shutdown().await;
     session.prometheus_version = env.prometheus_version.take();
-    let kept_dir = session.run_dir.take().and_then(RunDirGuard::finish);
+    session.scaled = std::mem::take(&mut env.scaled);
 
     let (status, code) = match &result {
         Ok(()) if session.outcome.as_ref().is_some_and(Outcome::passed) => {
@@ -106,40 +119,46 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken, interrupt: Interru
         Err(Error::Interrupted(c)) => (RunStatus::Aborted, *c),
         Err(e) => (RunStatus::Error, e.exit_code()),
     };
-    if let Some(plan) = &session.plan {
-        let rep = Report::new(
-            plan,
-            &session,
-            status,
-            code,
-            result.as_ref().err().map(|e| e.to_string()),
-        );
-        if session.record.is_some() {
-            let mut out = std::io::stdout().lock();
-            // A closed stdout (e.g. `| head`) must not change the verdict.
-            let _ = report::terminal::write(&rep, &mut out, report::terminal::use_color());
-        }
-        if let Some(path) = &opts.json
-            && let Err(e) = report::json::write_file(&rep, path)
-        {
-            eprintln!("slocheck: error: {e}");
-        }
-        // Report files never change the exit code: the verdict stands.
-        if let Some(dir) = &opts.report_dir
-            && let Err(e) = report::dir::write(&rep, dir)
-        {
-            eprintln!("slocheck: error: {e}");
-        }
-    }
+    write_reports(&opts, &session, status, code, result.as_ref().err());
     if let Err(e) = &result
         && !matches!(e, Error::Interrupted(_))
     {
-        eprintln!("slocheck: error: {e}");
+        eprintln!("slocheck: error: {}", e.full());
     }
     if let Some(dir) = &kept_dir {
         eprintln!("slocheck: run directory kept at {}", dir.display());
     }
     code
+}
+
+/// The terminal summary (once load ran), `--json` and `--report-dir`, for
+/// whatever the session holds. Report files never change the exit code.
+fn write_reports(
+    opts: &RunOptions,
+    session: &Session,
+    status: RunStatus,
+    code: u8,
+    error: Option<&Error>,
+) {
+    let Some(plan) = &session.plan else {
+        return;
+    };
+    let rep = Report::new(plan, &session.data(), status, code, error.map(Error::full));
+    if session.record.is_some() {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (e.g. `| head`) must not change the verdict.
+        let _ = report::terminal::write(&rep, &mut out, report::terminal::use_color());
+    }
+    if let Some(path) = &opts.json
+        && let Err(e) = report::json::write_file(&rep, path)
+    {
+        eprintln!("slocheck: error: {}", crate::error::chain(&e));
+    }
+    if let Some(dir) = &opts.report_dir
+        && let Err(e) = report::dir::write(&rep, dir)
+    {
+        eprintln!("slocheck: error: {}", crate::error::chain(&e));
+    }
 }
 
 async fn execute(
@@ -149,158 +168,40 @@ async fn execute(
     cancel: &CancellationToken,
     interrupt: &Interrupt,
 ) -> Result<(), Error> {
-    let mut loaded = scenario::load(&opts.scenario)?;
-    apply_overrides(
-        &mut loaded.plan,
-        opts.target_url.as_ref(),
-        opts.prometheus_url.as_ref(),
-        opts.seed,
-    );
-    if opts.alertmanager && loaded.plan.alertmanager.is_none() {
-        loaded.plan.alertmanager = Some(crate::plan::AlertmanagerPlan::default());
-    }
-    let rule_files = rules::load_and_check(&loaded)?;
-    let plan = loaded.plan.clone();
+    let (plan, rule_files) = {
+        let opts = opts.clone();
+        crate::signals::blocking(cancel, interrupt, move || read_inputs(&opts)).await?
+    };
     session.plan = Some(plan.clone());
-    let managed = plan.prometheus.url.is_none();
-    if !managed && plan.prometheus.time_scale != 1.0 {
-        return Err(Error::Invalid(format!(
-            "{}: time_scale = {} needs a managed Prometheus; an external one evaluates its own rules unscaled (hint: remove prometheus.url / --prometheus-url, or set time_scale = 1)",
-            plan.source.display(),
-            plan.prometheus.time_scale
-        )));
-    }
-    if !managed && plan.alertmanager.is_some() {
-        return Err(Error::Invalid(format!(
-            "{}: delivery checks need a managed Prometheus that sends to slocheck's Alertmanager; an external one sends where its own config says (hint: remove prometheus.url / --prometheus-url, or the notified expectations and [alertmanager])",
-            plan.source.display()
-        )));
-    }
-    if !managed
-        && plan
-            .model
-            .as_ref()
-            .is_some_and(|m| m.pushgateway_url.is_none())
-    {
-        return Err(Error::Invalid(format!(
-            "{}: an external Prometheus cannot scrape the Pushgateway slocheck would start (hint: set [model] pushgateway_url to the Pushgateway your Prometheus scrapes with honor_labels: true)",
-            plan.source.display()
-        )));
-    }
-    rules::check_time_scale(&plan, &rule_files)?;
-    if let Some(am) = &plan.alertmanager {
-        crate::alertmanager::stack::precheck(am, plan.prometheus.time_scale)?;
-    }
+    check_inputs(&plan, &rule_files)?;
 
-    let run_dir = tempfile::Builder::new()
-        .prefix("slocheck-run-")
-        .tempdir()
-        .map_err(Error::io("create a run directory in", std::env::temp_dir()))?;
-    if !opts.keep_run_dir {
-        crate::signals::remove_on_forced_exit(run_dir.path().to_path_buf());
-    }
-    let guard = RunDirGuard {
-        dir: Some(run_dir),
-        keep: opts.keep_run_dir,
-    };
-    let dir = guard.path();
-    session.run_dir = Some(guard);
-
-    let interrupted = |interrupt: &Interrupt| Error::Interrupted(interrupt.exit_code());
     let target_url = env.start_target(&plan).await?;
-    let started = env.start_pushgateway(&plan, &dir, cancel).await;
-    if cancel.is_cancelled() {
-        return Err(interrupted(interrupt));
-    }
-    started?;
-    let (client, timings) = if managed {
-        let prepared = rules::prepare(&plan, rule_files, &dir.join("rules"))?;
-        session.scaled = prepared.scaled.clone();
-        let scaled_paths = prepared.scaled.iter().map(|s| s.scaled.clone()).collect();
-        if let Some(am) = &plan.alertmanager {
-            let o = crate::alertmanager::StackOptions {
-                plan: am,
-                bin: opts.alertmanager_bin.as_deref(),
-                live_receivers: opts.live_receivers,
-                time_scale: plan.prometheus.time_scale,
-                run_dir: &dir,
-            };
-            let started = env.start_alerting(o, cancel).await;
-            if cancel.is_cancelled() {
-                return Err(interrupted(interrupt));
-            }
-            started?;
-        }
-        let client = env
-            .start_managed(
-                &plan,
-                opts.prometheus_bin.clone(),
-                dir.clone(),
-                scaled_paths,
-                &target_url,
-                cancel,
-            )
-            .await;
-        if cancel.is_cancelled() {
-            return Err(interrupted(interrupt));
-        }
-        (client?, prepared.timings)
-    } else {
-        let url = plan
-            .prometheus
-            .url
-            .clone()
-            .unwrap_or_else(|| unreachable!("external checked above"));
-        let required: Vec<String> = plan
-            .expects
-            .iter()
-            .filter_map(|e| match &e.kind {
-                ExpectKind::Alert(a) => Some(a.alert.clone()),
-                _ => None,
-            })
-            .collect();
-        let client = env.use_external(&url, &plan, &required).await?;
-        (client, rules::timings(&rule_files))
-    };
-    session.prometheus_url = Some(client.base_url().clone());
-    if cancel.is_cancelled() {
-        return Err(interrupted(interrupt));
-    }
+    let setup = prom_setup(opts, &plan, rule_files);
+    let prom = env
+        .start_prometheus(&plan, setup, &target_url, cancel, interrupt)
+        .await?;
+    session.prometheus_url = Some(prom.client.base_url().clone());
 
-    // Load, watching that the managed Prometheus stays alive meanwhile.
-    let live = Arc::new(LiveStats::default());
-    let load_cancel = cancel.child_token();
-    let progress = progress::spawn(&plan, live.clone(), opts.progress, load_cancel.clone());
-    let task = {
-        let (plan, url, live, c) = (
-            plan.clone(),
-            target_url.clone(),
-            live.clone(),
-            load_cancel.clone(),
-        );
-        tokio::spawn(async move { load::run(&plan, &url, live, c).await })
-    };
+    let interrupted = || Error::Interrupted(interrupt.exit_code());
     eprintln!(
         "slocheck: load started: {} phases, {}",
         plan.phases.len(),
         crate::timeutil::human(plan.total_duration())
     );
     // The batch job keeps its schedule through the settle period, so the
-    // last phase is evaluated too; it stops before verification.
+    // last phase is evaluated too; it stops before verification, and any
+    // early return stops it (and its running job) through the guard.
     let cron_stop = cancel.child_token();
-    // Any early return below stops the schedule (and its running job) too.
     let _cron_guard = cron_stop.clone().drop_guard();
-    let cron = start_evaluation(&plan, env, &target_url, &dir, live.clone(), &cron_stop)?;
-    let (record, died) = watch_load(task, env, &load_cancel).await;
-    load_cancel.cancel();
-    let _ = progress.await;
+    let cron = start_evaluation(&plan, env, &target_url, &cron_stop)?;
+    let (record, died) = load_pass(&plan, &target_url, opts.progress, env, cancel).await;
     let record = record?;
     session.record = Some(record.clone());
     if let Some(e) = died {
         return Err(e);
     }
     if cancel.is_cancelled() {
-        return Err(interrupted(interrupt));
+        return Err(interrupted());
     }
 
     // Let the last phase's samples be scraped and its rules evaluated.
@@ -310,7 +211,7 @@ async fn execute(
     );
     tokio::select! {
         _ = tokio::time::sleep(plan.prometheus.settle) => {}
-        _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+        _ = cancel.cancelled() => return Err(interrupted()),
     }
     cron_stop.cancel();
     if let Some(cron) = cron
@@ -325,32 +226,89 @@ async fn execute(
         }
     }
     env.check_alive()?;
-    let until = SystemTime::now();
-    eprintln!("slocheck: verifying {} expectations", plan.expects.len());
-    let deliveries = env.alerting.as_ref().map(|a| a.deliveries());
-    let inputs = verify::Inputs {
+    let observed = VerifyInputs {
         plan: &plan,
         record: &record,
-        rules: &timings,
-        until,
-        deliveries: deliveries.as_ref(),
+        prom: &prom,
+        env,
+        charts: opts.report_dir.is_some(),
     };
-    let outcome = tokio::select! {
-        o = verify::verify(&client, &inputs) => o?,
-        _ = cancel.cancelled() => return Err(interrupted(interrupt)),
+    tokio::select! {
+        r = verify_and_chart(observed, session) => r,
+        _ = cancel.cancelled() => Err(interrupted()),
+    }
+}
+
+/// The Prometheus side of a run as the scenario and command line ask.
+fn prom_setup<'a>(opts: &'a RunOptions, plan: &'a Plan, rules: Vec<RuleFile>) -> PromSetup<'a> {
+    let source = match &plan.prometheus.url {
+        Some(url) => PromSource::External { url: url.clone() },
+        None => PromSource::Managed {
+            bin: opts.prometheus_bin.clone(),
+        },
     };
-    session.outcome = Some(outcome);
-    if opts.report_dir.is_some() {
-        let threshold = report::series::error_threshold(&timings);
-        let charts = tokio::select! {
-            c = report::series::collect(&client, &plan, &record, until, threshold) => c,
-            _ = cancel.cancelled() => return Err(interrupted(interrupt)),
-        };
-        // Charts are an aid to the reader; without them the verdict stands.
-        match charts {
-            Ok(c) => session.charts = Some(c),
-            Err(e) => eprintln!("slocheck: warning: no chart series for the HTML report: {e}"),
+    PromSetup {
+        source,
+        rules,
+        alerting: plan.alertmanager.as_ref().map(|am| AlertingSetup {
+            plan: am,
+            bin: opts.alertmanager_bin.as_deref(),
+            live_receivers: opts.live_receivers,
+        }),
+        keep_run_dir: opts.keep_run_dir,
+    }
+}
+
+/// Reads the scenario and its rule files (on a blocking thread: either may
+/// be a slow or never-ending file) and applies the command line to them.
+fn read_inputs(opts: &RunOptions) -> Result<(Plan, Vec<RuleFile>), Error> {
+    let mut loaded = scenario::load(&opts.scenario)?;
+    apply_overrides(
+        &mut loaded.plan,
+        opts.target_url.as_ref(),
+        opts.prometheus_url.as_ref(),
+        opts.seed,
+    );
+    if opts.alertmanager && loaded.plan.alertmanager.is_none() {
+        loaded.plan.alertmanager = Some(crate::plan::AlertmanagerPlan::default());
+    }
+    let rule_files = rules::load_and_check(&loaded)?;
+    Ok((loaded.plan, rule_files))
+}
+
+/// What can be refused before anything starts (exit 2): combinations of
+/// scenario and command line, the time scale against the rules, and the
+/// Alertmanager config.
+fn check_inputs(plan: &Plan, rule_files: &[RuleFile]) -> Result<(), Error> {
+    if let Some(url) = &plan.prometheus.url {
+        env::check_prometheus_url(url)?;
+        if plan.prometheus.time_scale != 1.0 {
+            return Err(Error::Invalid(format!(
+                "{}: time_scale = {} needs a managed Prometheus; an external one evaluates its own rules unscaled (hint: remove prometheus.url / --prometheus-url, or set time_scale = 1)",
+                plan.source.display(),
+                plan.prometheus.time_scale
+            )));
         }
+        if plan.alertmanager.is_some() {
+            return Err(Error::Invalid(format!(
+                "{}: delivery checks need a managed Prometheus that sends to slocheck's Alertmanager; an external one sends where its own config says (hint: remove prometheus.url / --prometheus-url, or the notified expectations and [alertmanager])",
+                plan.source.display()
+            )));
+        }
+        if plan
+            .model
+            .as_ref()
+            .is_some_and(|m| m.pushgateway_url.is_none())
+        {
+            return Err(Error::Invalid(format!(
+                "{}: an external Prometheus cannot scrape the Pushgateway slocheck would start (hint: set [model] pushgateway_url to the Pushgateway your Prometheus scrapes with honor_labels: true)",
+                plan.source.display()
+            )));
+        }
+    }
+    rules::check_time_scale(plan, rule_files)?;
+    if let Some(am) = &plan.alertmanager {
+        crate::alertmanager::stack::precheck(am, plan.prometheus.time_scale)?;
     }
     Ok(())
 }
@@ -361,8 +319,6 @@ fn start_evaluation(
     plan: &Plan,
     env: &Env,
     target_url: &Url,
-    dir: &std::path::Path,
-    live: Arc<LiveStats>,
     stop: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<crate::evaluate::cron::CronStats>>, Error> {
     let (Some(model), Some(pushgateway)) = (&plan.model, &env.pushgateway_url) else {
@@ -370,7 +326,7 @@ fn start_evaluation(
     };
     let bin = std::env::current_exe()
         .map_err(|e| Error::Environment(format!("cannot find slocheck's own binary: {e}")))?;
-    let secs = |d: Duration| format!("{}ms", d.as_millis());
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
     let source = format!("{}/predictions", target_url.as_str().trim_end_matches('/'));
     let cfg = crate::evaluate::cron::CronConfig {
         bin,
@@ -382,29 +338,41 @@ fn start_evaluation(
             "--job".into(),
             model.job.clone(),
             "--window".into(),
-            secs(model.window),
+            ms(model.window),
             "--label-delay".into(),
-            secs(model.label_delay),
+            ms(model.label_delay),
             "--timeout".into(),
-            secs(model.evaluate_every.max(Duration::from_secs(2))),
+            ms(model.evaluate_every.max(Duration::from_secs(2))),
         ],
         every: model.evaluate_every,
-        enabled: plan.phases.iter().map(|p| p.evaluate).collect(),
-        log: dir.join("evaluate.log"),
+        phases: plan
+            .phases
+            .iter()
+            .map(|p| (p.duration, p.evaluate))
+            .collect(),
+        log: env.run_dir().map(|d| d.join("evaluate.log")),
     };
-    Ok(Some(crate::evaluate::cron::spawn(cfg, live, stop.clone())))
+    Ok(Some(crate::evaluate::cron::spawn(cfg, stop.clone())))
 }
 
-type LoadTask = tokio::task::JoinHandle<Result<RunRecord, load::LoadError>>;
-
-/// Waits for the load task. When the managed Prometheus dies meanwhile, the
-/// load is stopped at once and its partial record returned with the error,
-/// so the report still shows what ran.
-async fn watch_load(
-    mut task: LoadTask,
+/// One pass of the plan's phases at `target` with the progress display.
+/// When a started child (Prometheus, Alertmanager) dies meanwhile, the load
+/// is stopped at once and its partial record returned with the error, so
+/// the report still shows what ran. Shared by `run`, `demo` and `load`.
+pub(crate) async fn load_pass(
+    plan: &Plan,
+    target: &Url,
+    mode: ProgressMode,
     env: &mut Env,
     cancel: &CancellationToken,
 ) -> (Result<RunRecord, Error>, Option<Error>) {
+    let live = Arc::new(LiveStats::default());
+    let load_cancel = cancel.child_token();
+    let progress = progress::spawn(plan, live.clone(), mode, load_cancel.clone());
+    let mut task = {
+        let (plan, url, c) = (plan.clone(), target.clone(), load_cancel.clone());
+        tokio::spawn(async move { load::run(&plan, &url, live, c).await })
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut died = None;
     let joined = loop {
@@ -412,12 +380,14 @@ async fn watch_load(
             r = &mut task => break r,
             _ = tick.tick(), if died.is_none() => {
                 if let Err(e) = env.check_alive() {
-                    cancel.cancel();
+                    load_cancel.cancel();
                     died = Some(e);
                 }
             }
         }
     };
+    load_cancel.cancel();
+    let _ = progress.await;
     let record = match joined {
         Ok(r) => r.map_err(Error::from),
         Err(e) => Err(Error::Environment(format!(
@@ -427,36 +397,43 @@ async fn watch_load(
     (record, died)
 }
 
-/// Removes the run directory on every exit path unless asked to keep it.
-struct RunDirGuard {
-    dir: Option<tempfile::TempDir>,
-    keep: bool,
+/// What verification reads once the load is over.
+struct VerifyInputs<'a> {
+    plan: &'a Plan,
+    record: &'a RunRecord,
+    prom: &'a PromUp,
+    env: &'a Env,
+    /// Also fetch the series for the HTML report's charts.
+    charts: bool,
 }
 
-impl RunDirGuard {
-    fn path(&self) -> PathBuf {
-        self.dir
-            .as_ref()
-            .map(|d| d.path().to_path_buf())
-            .unwrap_or_default()
-    }
-
-    /// Keeps or removes the directory now; returns the kept path.
-    fn finish(mut self) -> Option<PathBuf> {
-        let dir = self.dir.take()?;
-        crate::signals::forget_on_forced_exit(dir.path());
-        if self.keep { Some(dir.keep()) } else { None }
-    }
-}
-
-impl Drop for RunDirGuard {
-    fn drop(&mut self) {
-        if let Some(dir) = self.dir.take() {
-            crate::signals::forget_on_forced_exit(dir.path());
-            if self.keep {
-                let path = dir.keep();
-                eprintln!("slocheck: run directory kept at {}", path.display());
-            }
+/// Asks Prometheus about every expectation, then (for `--report-dir`) the
+/// chart series; both land in the session.
+async fn verify_and_chart(v: VerifyInputs<'_>, session: &mut Session) -> Result<(), Error> {
+    let until = SystemTime::now();
+    eprintln!("slocheck: verifying {} expectations", v.plan.expects.len());
+    let deliveries = v.env.alerting.as_ref().map(|a| a.deliveries());
+    let inputs = verify::Inputs {
+        plan: v.plan,
+        record: v.record,
+        rules: &v.prom.timings,
+        until,
+        deliveries: deliveries.as_ref(),
+    };
+    session.outcome = Some(verify::verify(&v.prom.client, &inputs).await?);
+    if v.charts {
+        let threshold = verify::observe::charts::error_threshold(&v.prom.timings);
+        let charts =
+            verify::observe::charts::collect(&v.prom.client, v.plan, v.record, until, threshold)
+                .await;
+        // Charts are an aid to the reader; without them the verdict stands.
+        match charts {
+            Ok(c) => session.charts = Some(c),
+            Err(e) => eprintln!(
+                "slocheck: warning: no chart series for the HTML report: {}",
+                crate::error::chain(&e)
+            ),
         }
     }
+    Ok(())
 }

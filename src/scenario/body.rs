@@ -9,7 +9,7 @@ use bytes::Bytes;
 /// line; every line must be JSON. The error is one line naming the file and,
 /// for bad content, the line.
 pub fn read_jsonl(path: &Path, shown: &str) -> Result<Vec<Bytes>, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_to_string(path, crate::input::Pipes::Allowed)
         .map_err(|e| format!("cannot read body file \"{shown}\": {e}"))?;
     let mut bodies = Vec::new();
     for (i, line) in text.lines().enumerate() {

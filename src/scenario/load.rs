@@ -46,45 +46,17 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
         }
         None => None,
     };
-    let max_in_flight = match &l.max_in_flight {
-        Some(m) => match usize::try_from(*m.get_ref())
-            .ok()
-            .and_then(NonZeroUsize::new)
-        {
-            Some(n) => Some(n),
-            None => {
-                cx.error(
-                    &m.span(),
-                    "load.max_in_flight",
-                    format!("max_in_flight must be > 0, got {}", m.get_ref()),
-                );
-                None
-            }
-        },
-        None => NonZeroUsize::new(1000),
-    };
+    let max_in_flight = resolve_max_in_flight(l.max_in_flight.as_ref(), cx);
     let mode = match mode {
         RawMode::Open => {
-            for (key, span) in [
-                ("concurrency", l.concurrency.as_ref().map(S::span)),
-                ("think_time", l.think_time.as_ref().map(S::span)),
-            ] {
-                if let Some(span) = span {
-                    cx.error_hint(
-                        &span,
-                        &join("load", key),
-                        format!("{key} applies to closed mode only"),
-                        "set mode = \"closed\" or remove it",
-                    );
-                    ok = false;
-                }
-            }
+            ok &= no_closed_keys(l, cx);
             Some(LoadMode::Open)
         }
         RawMode::Closed => {
             let concurrency = match &l.concurrency {
                 Some(c) => cx
                     .positive_u32(c, "load.concurrency", "concurrency")
+                    .filter(|&n| within_open_files(n.into(), &c.span(), "load.concurrency", cx))
                     .and_then(NonZeroU32::new),
                 None => {
                     cx.error_hint(
@@ -115,6 +87,73 @@ pub(super) fn resolve_load(l: Option<&S<RawLoad>>, cx: &mut Ctx<'_>) -> Option<L
             rate,
         }),
         _ => None,
+    }
+}
+
+/// Open mode: `concurrency` and `think_time` would be silently ignored.
+fn no_closed_keys(l: &RawLoad, cx: &mut Ctx<'_>) -> bool {
+    let mut ok = true;
+    for (key, span) in [
+        ("concurrency", l.concurrency.as_ref().map(S::span)),
+        ("think_time", l.think_time.as_ref().map(S::span)),
+    ] {
+        if let Some(span) = span {
+            cx.error_hint(
+                &span,
+                &join("load", key),
+                format!("{key} applies to closed mode only"),
+                "set mode = \"closed\" or remove it",
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// `load.max_in_flight`: > 0 and servable; 1000 when not given.
+fn resolve_max_in_flight(m: Option<&S<i64>>, cx: &mut Ctx<'_>) -> Option<NonZeroUsize> {
+    let Some(m) = m else {
+        return NonZeroUsize::new(1000);
+    };
+    let key = "load.max_in_flight";
+    match usize::try_from(*m.get_ref())
+        .ok()
+        .and_then(NonZeroUsize::new)
+    {
+        Some(n) => within_open_files(n.get() as u64, &m.span(), key, cx).then_some(n),
+        None => {
+            let msg = format!("max_in_flight must be > 0, got {}", m.get_ref());
+            cx.error(&m.span(), key, msg);
+            None
+        }
+    }
+}
+
+/// The open-files limit of this process (`ulimit -n`), `None` when it is
+/// unlimited or cannot be read.
+fn open_files_limit() -> Option<u64> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    (soft != RLIM_INFINITY).then_some(soft)
+}
+
+/// Every connection is an open file, so a concurrency or in-flight bound
+/// above the open-files limit cannot be served: a run would fail to connect
+/// (or spawn that many workers) instead of measuring the service.
+fn within_open_files(n: u64, span: &std::ops::Range<usize>, path: &str, cx: &mut Ctx<'_>) -> bool {
+    match open_files_limit() {
+        Some(limit) if n > limit => {
+            cx.error_hint(
+                span,
+                path,
+                format!(
+                    "{n} connections exceed this machine's open-files limit ({limit}, `ulimit -n`)"
+                ),
+                "every connection is an open file: lower the value, or raise the limit with `ulimit -n`",
+            );
+            false
+        }
+        _ => true,
     }
 }
 
@@ -224,9 +263,12 @@ pub(super) fn resolve_phase(
                 ok = false;
             }
             let c = match &p.concurrency {
-                Some(c) => cx
-                    .positive_u32(c, &join(path, "concurrency"), "concurrency")
-                    .and_then(NonZeroU32::new),
+                Some(c) => {
+                    let key = join(path, "concurrency");
+                    cx.positive_u32(c, &key, "concurrency")
+                        .filter(|&n| within_open_files(n.into(), &c.span(), &key, cx))
+                        .and_then(NonZeroU32::new)
+                }
                 None => Some(concurrency),
             };
             ok &= c.is_some();

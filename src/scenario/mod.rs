@@ -98,10 +98,13 @@ impl ScenarioSpans {
 /// Reads and resolves the scenario at `path`. Relative paths inside it
 /// (body files, rule files) resolve against its folder.
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Pipes::Allowed).map_err(|source| {
+            ScenarioError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     parse_str(&text, path)
 }
 

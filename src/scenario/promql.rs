@@ -12,13 +12,9 @@ pub fn validate_promql(expr: &str) -> Result<(), String> {
     let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(expr));
     match parsed {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(one_line(&e)),
+        Ok(Err(e)) => Err(crate::prom::rules::one_line(&e)),
         Err(_) => Err("the PromQL parser could not read this expression".to_string()),
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

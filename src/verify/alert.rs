@@ -1,23 +1,13 @@
-//! Alert lifecycle: rebuilding pending/firing stretches from the `ALERTS`
-//! series, deriving how soon an alert *should* fire and resolve from its own
-//! rule, and judging a lifecycle expectation. Pure: times are unix ms.
+//! Alert lifecycle model: rebuilding pending/firing stretches from the
+//! `ALERTS` series and deriving how soon an alert *should* fire and resolve
+//! from its own rule. Judging an expectation against it is
+//! `judge::alert`. Pure: times are unix ms.
 
 use std::time::Duration;
 
-use super::outcome::{AlertSpan, AlertState, Verdict};
-use crate::plan::{AlertExpectation, DelayDist, FaultSpec, Plan};
-
-/// One phase's wall-clock window, and whether the target was scraped in it
-/// (without scrapes, "the alert did not fire" proves nothing).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PhaseWindow {
-    pub name: String,
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub scraped: bool,
-    /// Ratio of requests the fault plan failed in this phase.
-    pub injected_error_ratio: Option<f64>,
-}
+use super::outcome::{AlertSpan, AlertState, AlertTimeline};
+use super::phase::PhaseWindow;
+use crate::plan::{AlertExpectation, DelayDist, FaultSpec, Plan, PrometheusPlan};
 
 /// Rebuilds contiguous state stretches from the sample times of the
 /// `pending` and `firing` series on a range query's grid. A state ends at the
@@ -67,6 +57,28 @@ pub fn spans(
         });
     }
     out
+}
+
+/// The alert's timeline over `[start, until]` (unix ms) from the sample
+/// times of its `pending` and `firing` series on a grid of `step_ms`.
+pub fn timeline(
+    alert: &str,
+    pending: &[u64],
+    firing: &[u64],
+    (start, until): (u64, u64),
+    step_ms: u64,
+    api_state_at_end: Option<String>,
+) -> AlertTimeline {
+    let spans = spans(pending, firing, start, until, step_ms);
+    let first = |st| spans.iter().find(|s| s.state == st);
+    AlertTimeline {
+        alert: alert.to_string(),
+        pending_at_ms: first(AlertState::Pending).map(|s| s.start_ms),
+        firing_at_ms: first(AlertState::Firing).map(|s| s.start_ms),
+        resolved_at_ms: first(AlertState::Firing).and_then(|s| s.end_ms),
+        spans,
+        api_state_at_end,
+    }
 }
 
 /// The timing-relevant parts of an alerting rule (after time scaling).
@@ -139,35 +151,38 @@ pub fn resolve_bound(
 }
 
 /// The bounds an alert expectation is judged with: the scenario's own, else
-/// derived from the rule and the faults of its `fires_during` phase (the
-/// resolve bound drains the window filled at that phase's level).
-pub fn applied_bounds(a: &AlertExpectation, rule: &RuleTiming, plan: &Plan) -> AppliedBounds {
-    let pp = &plan.prometheus;
-    let fill = a
-        .fires_during
-        .as_ref()
-        .and_then(|n| plan.phases.iter().find(|p| &p.name == n))
-        .and_then(|p| fill_fraction(rule, &p.faults));
+/// derived from the rule and `fires_faults`, the faults of its
+/// `fires_during` phase (the resolve bound drains the window filled at that
+/// phase's level).
+pub fn bounds(
+    a: &AlertExpectation,
+    rule: &RuleTiming,
+    fires_faults: Option<&FaultSpec>,
+    pp: &PrometheusPlan,
+) -> AppliedBounds {
+    let fill = fires_faults.and_then(|f| fill_fraction(rule, f));
+    let (scrape, eval) = (pp.scrape_interval, pp.evaluation_interval);
     AppliedBounds {
         fire_within: a.fires_during.as_ref().map(|_| {
-            a.fire_within.unwrap_or_else(|| {
-                fire_bound(rule, fill, pp.scrape_interval, pp.evaluation_interval)
-            })
+            a.fire_within
+                .unwrap_or_else(|| fire_bound(rule, fill, scrape, eval))
         }),
         resolve_within: a.resolves_during.as_ref().map(|_| {
-            a.resolve_within.unwrap_or_else(|| {
-                resolve_bound(rule, fill, pp.scrape_interval, pp.evaluation_interval)
-            })
+            a.resolve_within
+                .unwrap_or_else(|| resolve_bound(rule, fill, scrape, eval))
         }),
     }
 }
 
-/// The judged lifecycle: verdict, what was seen, why it failed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertJudgement {
-    pub verdict: Verdict,
-    pub observed: String,
-    pub reason: String,
+/// `bounds` before any run (`slocheck check`): the `fires_during` phase is
+/// found in the plan.
+pub fn applied_bounds(a: &AlertExpectation, rule: &RuleTiming, plan: &Plan) -> AppliedBounds {
+    let faults = a
+        .fires_during
+        .as_ref()
+        .and_then(|n| plan.phases.iter().find(|p| &p.name == n))
+        .map(|p| &p.faults);
+    bounds(a, rule, faults, &plan.prometheus)
 }
 
 /// Bounds actually applied (explicit or derived), for the report.
@@ -177,11 +192,11 @@ pub struct AppliedBounds {
     pub resolve_within: Option<Duration>,
 }
 
-fn secs_between(from_ms: u64, to_ms: u64) -> f64 {
+pub(crate) fn secs_between(from_ms: u64, to_ms: u64) -> f64 {
     (to_ms as f64 - from_ms as f64) / 1000.0
 }
 
-fn overlaps(span: &AlertSpan, w: &PhaseWindow) -> bool {
+pub(crate) fn overlaps(span: &AlertSpan, w: &PhaseWindow) -> bool {
     span.start_ms < w.end_ms && span.end_ms.is_none_or(|e| e > w.start_ms)
 }
 
@@ -210,186 +225,15 @@ pub fn describe(spans: &[AlertSpan], origin_ms: u64) -> String {
         .join(", ")
 }
 
-/// Judges one alert expectation. `phases` holds every phase of the run;
-/// names in `exp` were validated against them before the run.
-pub fn judge(
-    exp: &AlertExpectation,
-    spans: &[AlertSpan],
-    phases: &[PhaseWindow],
-    bounds: AppliedBounds,
-) -> AlertJudgement {
-    let origin = phases.first().map_or(0, |p| p.start_ms);
-    let observed = describe(spans, origin);
-    let find = |name: &str| phases.iter().find(|p| p.name == name);
-    let mut failures = Vec::new();
-    let mut missing_data = Vec::new();
-
-    for name in &exp.silent_during {
-        let Some(w) = find(name) else { continue };
-        if let Some(s) = spans.iter().find(|s| overlaps(s, w)) {
-            let state = if s.state == AlertState::Firing {
-                "firing"
-            } else {
-                "pending"
-            };
-            failures.push(format!(
-                "{state} during \"{name}\" at {:+.1}s from its start, expected silent",
-                secs_between(w.start_ms, s.start_ms.max(w.start_ms))
-            ));
-        } else if !w.scraped {
-            missing_data.push(format!("no scrapes of the target during \"{name}\""));
-        }
-    }
-
-    let firing: Vec<&AlertSpan> = spans
-        .iter()
-        .filter(|s| s.state == AlertState::Firing)
-        .collect();
-
-    if let Some(name) = &exp.fires_during
-        && let Some(w) = find(name)
-    {
-        let bound = bounds.fire_within;
-        if let Some(s) = firing
-            .iter()
-            .find(|s| s.start_ms < w.start_ms && overlaps(s, w))
-        {
-            failures.push(format!(
-                "already firing before \"{name}\" started ({:+.1}s)",
-                secs_between(w.start_ms, s.start_ms)
-            ));
-        } else if let Some(s) = firing
-            .iter()
-            .find(|s| s.start_ms >= w.start_ms && s.start_ms <= w.end_ms)
-        {
-            let after = secs_between(w.start_ms, s.start_ms);
-            if let Some(b) = bound
-                && after > b.as_secs_f64()
-            {
-                failures.push(format!(
-                    "fired {after:.1}s after \"{name}\" started, later than the bound of {:.1}s",
-                    b.as_secs_f64()
-                ));
-            }
-        } else if !w.scraped {
-            missing_data.push(format!("no scrapes of the target during \"{name}\""));
-        } else {
-            let pending = spans
-                .iter()
-                .any(|s| s.state == AlertState::Pending && overlaps(s, w));
-            let hint = if pending {
-                " (it was pending: `for` longer than the phase?)"
-            } else {
-                ""
-            };
-            failures.push(format!("never fired during \"{name}\"{hint}"));
-        }
-    }
-
-    if let Some(name) = &exp.resolves_during
-        && let Some(w) = find(name)
-    {
-        // The stretch that should end here is the last one that began before
-        // this phase did.
-        match firing.iter().rev().find(|s| s.start_ms < w.start_ms) {
-            None if !w.scraped => {
-                missing_data.push(format!("no scrapes of the target during \"{name}\""))
-            }
-            None => failures.push(format!(
-                "never fired before \"{name}\", so it cannot resolve in it"
-            )),
-            Some(s) => match s.end_ms {
-                Some(end) if end < w.start_ms => failures.push(format!(
-                    "resolved {:.1}s before \"{name}\" started",
-                    secs_between(end, w.start_ms)
-                )),
-                Some(end) if end <= w.end_ms => {
-                    let after = secs_between(w.start_ms, end);
-                    if let Some(b) = bounds.resolve_within
-                        && after > b.as_secs_f64()
-                    {
-                        failures.push(format!(
-                            "resolved {after:.1}s after \"{name}\" started, later than the bound of {:.1}s",
-                            b.as_secs_f64()
-                        ));
-                    }
-                    if let Some(again) = firing
-                        .iter()
-                        .find(|f| f.start_ms > end && f.start_ms <= w.end_ms)
-                    {
-                        failures.push(format!(
-                            "fired again {:.1}s after \"{name}\" started",
-                            secs_between(w.start_ms, again.start_ms)
-                        ));
-                    }
-                }
-                _ => failures.push(format!(
-                    "still firing at the end of \"{name}\" ({:.1}s after it started)",
-                    secs_between(w.start_ms, w.end_ms)
-                )),
-            },
-        }
-    }
-
-    let verdict = if !failures.is_empty() {
-        Verdict::Fail
-    } else if !missing_data.is_empty() {
-        Verdict::Inconclusive
-    } else {
-        Verdict::Pass
-    };
-    let reason = failures
-        .into_iter()
-        .chain(missing_data)
-        .collect::<Vec<_>>()
-        .join("; ");
-    AlertJudgement {
-        verdict,
-        observed,
-        reason,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const S: u64 = 1000;
 
-    fn phases() -> Vec<PhaseWindow> {
-        let p = |name: &str, a: u64, b: u64| PhaseWindow {
-            name: name.into(),
-            start_ms: a * S,
-            end_ms: b * S,
-            scraped: true,
-            injected_error_ratio: None,
-        };
-        vec![
-            p("baseline", 0, 10),
-            p("spike", 10, 35),
-            p("recovery", 35, 55),
-        ]
-    }
-
-    fn exp() -> AlertExpectation {
-        AlertExpectation {
-            alert: "HighErrorRate".into(),
-            silent_during: vec!["baseline".into()],
-            fires_during: Some("spike".into()),
-            fire_within: None,
-            resolves_during: Some("recovery".into()),
-            resolve_within: None,
-        }
-    }
-
     fn secs(r: std::ops::Range<u64>) -> Vec<u64> {
         r.map(|s| s * S).collect()
     }
-
-    const BOUNDS: AppliedBounds = AppliedBounds {
-        fire_within: Some(Duration::from_secs(25)),
-        resolve_within: Some(Duration::from_secs(18)),
-    };
 
     #[test]
     fn spans_follow_the_series() {
@@ -411,98 +255,12 @@ mod tests {
         );
         let open = spans(&[], &secs(50..61), 0, 60 * S, S);
         assert_eq!(open[0].end_ms, None);
-    }
-
-    #[test]
-    fn the_textbook_lifecycle_passes() {
-        let s = spans(&secs(14..29), &secs(29..47), 0, 60 * S, S);
-        let j = judge(&exp(), &s, &phases(), BOUNDS);
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.reason);
-        assert_eq!(j.observed, "pending +14.0s..+29.0s, firing +29.0s..+47.0s");
-    }
-
-    #[test]
-    fn lifecycle_failures_are_named() {
-        let cases: Vec<(&str, Vec<AlertSpan>, &str)> = vec![
-            (
-                "never fires",
-                spans(&secs(14..30), &[], 0, 60 * S, S),
-                "never fired during \"spike\" (it was pending",
-            ),
-            (
-                "noisy baseline",
-                spans(&secs(5..8), &secs(29..47), 0, 60 * S, S),
-                "pending during \"baseline\"",
-            ),
-            (
-                "too slow",
-                spans(&[], &secs(36..40), 0, 60 * S, S),
-                "never fired during \"spike\"",
-            ),
-            (
-                "late in phase",
-                spans(&[], &secs(34..40), 0, 60 * S, S),
-                "fired 24.0s after \"spike\" started, later than the bound of 20.0s",
-            ),
-            (
-                "never resolves",
-                spans(&[], &secs(29..61), 0, 60 * S, S),
-                "still firing at the end of \"recovery\"",
-            ),
-            (
-                "resolves late",
-                spans(&[], &secs(29..54), 0, 60 * S, S),
-                "resolved 19.0s after \"recovery\" started",
-            ),
-            (
-                "resolves early",
-                spans(&[], &secs(29..33), 0, 60 * S, S),
-                "resolved 2.0s before \"recovery\" started",
-            ),
-            (
-                "refires",
-                spans(&[], &[secs(29..40), secs(45..50)].concat(), 0, 60 * S, S),
-                "fired again",
-            ),
-            (
-                "already firing",
-                spans(&[], &secs(8..40), 0, 60 * S, S),
-                "already firing before \"spike\"",
-            ),
-        ];
-        for (what, s, want) in cases {
-            let tight = AppliedBounds {
-                fire_within: Some(Duration::from_secs(20)),
-                ..BOUNDS
-            };
-            let j = judge(
-                &exp(),
-                &s,
-                &phases(),
-                if what == "late in phase" {
-                    tight
-                } else {
-                    BOUNDS
-                },
-            );
-            assert_eq!(j.verdict, Verdict::Fail, "{what}: {}", j.reason);
-            assert!(
-                j.reason.contains(want),
-                "{what}: {:?} lacks {want:?}",
-                j.reason
-            );
-        }
-    }
-
-    #[test]
-    fn no_scrapes_is_inconclusive_not_pass() {
-        let mut ph = phases();
-        for p in &mut ph {
-            p.scraped = false;
-        }
-        let j = judge(&exp(), &[], &ph, BOUNDS);
-        assert_eq!(j.verdict, Verdict::Inconclusive);
-        assert!(j.reason.contains("no scrapes"), "{}", j.reason);
+        let t = timeline("A", &secs(14..29), &secs(29..47), (0, 60 * S), S, None);
+        assert_eq!(
+            (t.pending_at_ms, t.firing_at_ms, t.resolved_at_ms),
+            (Some(14 * S), Some(29 * S), Some(47 * S))
+        );
+        assert_eq!(t.spans.len(), 2);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::ExpectKind;
+
 /// Pass, fail, or inconclusive (no data): never a silent pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,11 +38,53 @@ pub struct QueryEvidence {
     pub value: Option<f64>,
 }
 
+/// The kind of an expectation as reports name it (the scenario's key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectationKind {
+    LatencyQuantile,
+    ErrorRatio,
+    Alert,
+    Notified,
+    #[serde(rename = "promql")]
+    PromQl,
+    ModelQuality,
+}
+
+impl ExpectationKind {
+    pub fn of(kind: &ExpectKind) -> ExpectationKind {
+        match kind {
+            ExpectKind::LatencyQuantile { .. } => ExpectationKind::LatencyQuantile,
+            ExpectKind::ErrorRatio { .. } => ExpectationKind::ErrorRatio,
+            ExpectKind::Alert(_) => ExpectationKind::Alert,
+            ExpectKind::Notified(_) => ExpectationKind::Notified,
+            ExpectKind::PromQl { .. } => ExpectationKind::PromQl,
+            ExpectKind::ModelQuality { .. } => ExpectationKind::ModelQuality,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpectationKind::LatencyQuantile => "latency_quantile",
+            ExpectationKind::ErrorRatio => "error_ratio",
+            ExpectationKind::Alert => "alert",
+            ExpectationKind::Notified => "notified",
+            ExpectationKind::PromQl => "promql",
+            ExpectationKind::ModelQuality => "model_quality",
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpectationResult {
     pub id: String,
-    /// `latency_quantile`, `error_ratio`, `alert`, `promql`.
-    pub kind: String,
+    pub kind: ExpectationKind,
     /// What was expected, in words: `P90 latency in "baseline" below 250ms`.
     pub expected: String,
     /// What was observed, in words (empty when nothing was).
@@ -128,8 +172,27 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.results.iter().all(ExpectationResult::passes_gate)
     }
+}
 
-    pub fn count(&self, v: Verdict) -> usize {
-        self.results.iter().filter(|r| r.verdict == v).count()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_serialise_as_the_scenario_keys() {
+        for k in [
+            ExpectationKind::LatencyQuantile,
+            ExpectationKind::ErrorRatio,
+            ExpectationKind::Alert,
+            ExpectationKind::Notified,
+            ExpectationKind::PromQl,
+        ] {
+            let json = serde_json::to_string(&k).expect("serialise");
+            assert_eq!(json, format!("\"{k}\""));
+            assert_eq!(
+                serde_json::from_str::<ExpectationKind>(&json).expect("parse"),
+                k
+            );
+        }
     }
 }

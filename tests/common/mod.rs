@@ -292,3 +292,13 @@ pub fn python() -> Option<PathBuf> {
     eprintln!("SKIPPED: {msg}");
     None
 }
+
+/// Makes a FIFO at `path` (`mkfifo`): opening it blocks until the other end
+/// is opened too.
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}

@@ -1,7 +1,8 @@
-//! The time series behind the HTML charts, asked from Prometheus after
-//! verification and stored in the report so `slocheck report` can redraw
-//! them without Prometheus. The client's own per-second series are already
-//! in the phases; only Prometheus's side is collected here.
+//! The time series behind the HTML report's charts: observed from Prometheus
+//! after the expectations, handed to the report as plain data (stored in
+//! `report.json` so `slocheck report` can redraw them without Prometheus).
+//! The client's own per-second series are already in the phases; only
+//! Prometheus's side is collected here.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

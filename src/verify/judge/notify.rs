@@ -1,18 +1,17 @@
-//! `notified` expectations judged from the recorder's deliveries and the
-//! alert's ALERTS timeline: did the firing (and resolved) notification reach
-//! the expected receiver within its bound? Pure: no I/O.
+//! Judge of `notified` expectations: did the firing (and resolved)
+//! notification reach the expected receiver within its bound? Read from the
+//! webhook recorder's deliveries beside the alert's ALERTS timeline. Pure.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use super::outcome::{AlertTimeline, ExpectationResult, QueryEvidence, Verdict};
-use super::queries;
-pub use crate::alertmanager::Deliveries;
-use crate::alertmanager::Notification;
-#[cfg(test)]
-use crate::alertmanager::RouteTiming;
+use super::{Context, Judged};
 use crate::alertmanager::config::RECORDER_RECEIVER;
-use crate::plan::{Expectation, NotifiedExpectation};
+use crate::alertmanager::{Deliveries, Notification};
+use crate::plan::NotifiedExpectation;
 use crate::timeutil::{human, unix_ms};
+use crate::verify::observation::NotifiedObs;
+use crate::verify::outcome::{AlertTimeline, QueryEvidence, Verdict};
+use crate::verify::queries;
 
 /// Allowance for Prometheus → Alertmanager → recorder hops on a busy machine.
 pub const SLACK: Duration = Duration::from_secs(5);
@@ -26,201 +25,278 @@ struct Hit<'a> {
     status: &'a str,
 }
 
-pub fn judge(
-    e: &Expectation,
-    n: &NotifiedExpectation,
-    t: &AlertTimeline,
-    d: Option<&Deliveries>,
-    eval: Duration,
-    origin: SystemTime,
-) -> ExpectationResult {
-    let mut r = super::result(e, "notified", n.describe());
-    r.queries.push(QueryEvidence {
+/// What one `notified` judgement reads: the expectation, the deliveries
+/// that match its selector, and the run's origin for relative times.
+struct Case<'a> {
+    n: &'a NotifiedExpectation,
+    d: &'a Deliveries,
+    hits: Vec<Hit<'a>>,
+    origin_ms: u64,
+    /// `receiver "x"` or `any receiver`.
+    to: String,
+}
+
+impl Case<'_> {
+    /// `+31.2s`: a time relative to the start of the load.
+    fn rel(&self, ms: u64) -> String {
+        format!("+{:.1}s", ms.saturating_sub(self.origin_ms) as f64 / 1000.0)
+    }
+
+    /// Whether a delivery meets the expectation's receiver: the named one,
+    /// or any but slocheck's own catch-all in a user's config.
+    fn counts(&self, h: &Hit<'_>) -> bool {
+        match &self.n.receiver {
+            Some(want) => h.receiver == want,
+            None => !self.catch_all(h),
+        }
+    }
+
+    fn catch_all(&self, h: &Hit<'_>) -> bool {
+        self.d.user_config && h.receiver == RECORDER_RECEIVER
+    }
+
+    fn collected_ms(&self) -> u64 {
+        unix_ms(self.d.collected_at)
+    }
+
+    /// One line per matching delivery (bounded), or why there was none.
+    fn evidence(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .hits
+            .iter()
+            .take(MAX_LINES)
+            .map(|h| {
+                format!(
+                    "{} {} notification for {} at receiver \"{}\"",
+                    self.rel(h.at_ms),
+                    h.status,
+                    self.n.selector(),
+                    h.receiver
+                )
+            })
+            .collect();
+        if self.hits.len() > MAX_LINES {
+            lines.push(format!("… {} more deliveries", self.hits.len() - MAX_LINES));
+        }
+        if self.hits.is_empty() {
+            lines.push(format!(
+                "the recorder got {} notification(s), none for {}",
+                self.d.notifications.len(),
+                self.n.selector()
+            ));
+        }
+        lines
+    }
+}
+
+pub fn judge(o: &NotifiedObs<'_>, cx: &Context<'_>) -> Judged {
+    let n = o.spec;
+    let mut j = Judged::new(n.describe());
+    j.queries.push(QueryEvidence {
         promql: queries::alert_states(&n.alert),
-        at_ms: d.map_or(0, |d| unix_ms(d.collected_at)),
-        start_ms: Some(unix_ms(origin)),
+        at_ms: o.deliveries.map_or(0, |d| unix_ms(d.collected_at)),
+        start_ms: Some(cx.started_at_ms),
         value: None,
     });
-    let Some(d) = d else {
-        r.reason = "no Alertmanager ran, so no delivery could be observed (hint: add an [alertmanager] table or pass --alertmanager)".into();
-        return r;
+    let Some(d) = o.deliveries else {
+        j.reason = "no Alertmanager ran, so no delivery could be observed (hint: add an [alertmanager] table or pass --alertmanager)".into();
+        return j;
     };
-    let o = unix_ms(origin);
-    let rel = |ms: u64| format!("+{:.1}s", ms.saturating_sub(o) as f64 / 1000.0);
-    let hits = matching(n, &d.notifications);
-    for h in hits.iter().take(MAX_LINES) {
-        r.client.push(format!(
-            "{} {} notification for {} at receiver \"{}\"",
-            rel(h.at_ms),
-            h.status,
-            n.selector(),
-            h.receiver
-        ));
-    }
-    if hits.len() > MAX_LINES {
-        r.client
-            .push(format!("… {} more deliveries", hits.len() - MAX_LINES));
-    }
-    if hits.is_empty() {
-        r.client.push(format!(
-            "the recorder got {} notification(s), none for {}",
-            d.notifications.len(),
-            n.selector()
-        ));
-    }
-    let counts = |h: &Hit<'_>| match &n.receiver {
-        Some(want) => h.receiver == want,
-        None => !(d.user_config && h.receiver == RECORDER_RECEIVER),
+    let case = Case {
+        n,
+        d,
+        hits: matching(n, &d.notifications),
+        origin_ms: cx.started_at_ms,
+        to: n.receiver.as_ref().map_or_else(
+            || "any receiver".to_string(),
+            |r| format!("receiver \"{r}\""),
+        ),
     };
-    let to = n.receiver.as_ref().map_or_else(
-        || "any receiver".to_string(),
-        |r| format!("receiver \"{r}\""),
-    );
-
-    let Some(fired) = t.firing_at_ms else {
-        r.verdict = Verdict::Fail;
-        r.reason = format!(
+    j.client = case.evidence();
+    let Some(fired) = o.timeline.firing_at_ms else {
+        j.verdict = Verdict::Fail;
+        j.reason = format!(
             "{} never fired (ALERTS has no firing sample), so no notification was sent",
             n.alert
         );
-        return r;
+        return j;
     };
+    let eval = cx.plan.prometheus.evaluation_interval;
     let fire_bound = n
         .firing_within
         .unwrap_or(d.timing.group_wait + 2 * eval + SLACK);
     let resolve_bound = n
         .resolved_within
         .unwrap_or(d.timing.group_interval + 2 * eval + SLACK);
-    r.expected = expected(n, &to, fire_bound, resolve_bound);
-    let first = hits.iter().find(|h| h.status == "firing" && counts(h));
-    let Some(first) = first else {
-        let catch_all = |h: &&Hit<'_>| d.user_config && h.receiver == RECORDER_RECEIVER;
-        let elsewhere: Vec<String> = unique(
-            hits.iter()
-                .filter(|h| h.status == "firing" && !counts(h) && !catch_all(h))
-                .map(|h| h.receiver),
-        );
-        let seen_by_catch_all = hits.iter().find(|h| h.status == "firing" && catch_all(h));
-        r.verdict = Verdict::Fail;
-        r.reason = if !elsewhere.is_empty() {
-            format!(
-                "{} fired at {} but its firing notification went only to {} (hint: check the route's matchers, order and continue)",
-                n.selector(),
-                rel(fired),
-                elsewhere
-                    .iter()
-                    .map(|r| format!("\"{r}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        } else if let Some(h) = seen_by_catch_all {
-            format!(
-                "{} fired at {} and reached Alertmanager (slocheck's catch-all route saw it at {}), but the routing tree delivered it to no receiver with integrations (hint: check the route's matchers and receivers)",
-                n.selector(),
-                rel(fired),
-                rel(h.at_ms)
-            )
-        } else if fired + ms(fire_bound) > unix_ms(d.collected_at) {
-            r.verdict = Verdict::Inconclusive;
-            format!(
-                "{} fired at {}, and the run ended before the bound of {} elapsed (hint: lengthen the last phase or prometheus.settle)",
-                n.selector(),
-                rel(fired),
-                human(fire_bound)
-            )
-        } else {
-            format!(
-                "{} fired at {} but no firing notification reached {to} (hint: is the alert's routing matched? see alertmanager.log in the run directory)",
-                n.selector(),
-                rel(fired)
-            )
-        };
-        return r;
+    j.expected = expected(n, &case.to, fire_bound, resolve_bound);
+    let Some(first) = case
+        .hits
+        .iter()
+        .find(|h| h.status == "firing" && case.counts(h))
+    else {
+        (j.verdict, j.reason) = not_delivered(&case, fired, fire_bound);
+        return j;
     };
-    let fire_delay = Duration::from_millis(first.at_ms.saturating_sub(fired));
-    let mut observed = vec![format!(
-        "firing delivered to \"{}\" {} after firing (fired {}, delivered {})",
-        first.receiver,
-        human(fire_delay),
-        rel(fired),
-        rel(first.at_ms)
-    )];
-    let mut failures = Vec::new();
-    if fire_delay > fire_bound {
-        failures.push(format!(
-            "the firing notification arrived {} after the alert fired, over the bound of {}",
-            human(fire_delay),
-            human(fire_bound)
+    let mut v = Delivered::default();
+    v.firing(&case, first, fired, fire_bound);
+    v.resolved(&case, first, &o.timeline, resolve_bound);
+    j.observed = v.observed.join("; ");
+    if !v.failures.is_empty() {
+        j.verdict = Verdict::Fail;
+        j.reason = v.failures.join("; ");
+    } else if let Some(why) = v.inconclusive {
+        j.reason = why;
+    } else {
+        j.verdict = Verdict::Pass;
+    }
+    j
+}
+
+/// Why no firing notification reached the expected receiver: routed
+/// elsewhere, dropped by the routing tree, still within its bound when the
+/// run ended (inconclusive), or simply missing.
+fn not_delivered(c: &Case<'_>, fired: u64, bound: Duration) -> (Verdict, String) {
+    let sel = c.n.selector();
+    let firing = |h: &&Hit<'_>| h.status == "firing";
+    let elsewhere: Vec<String> = unique(
+        c.hits
+            .iter()
+            .filter(firing)
+            .filter(|h| !c.counts(h) && !c.catch_all(h))
+            .map(|h| h.receiver),
+    );
+    let seen_by_catch_all = c.hits.iter().filter(firing).find(|h| c.catch_all(h));
+    let reason = if !elsewhere.is_empty() {
+        format!(
+            "{sel} fired at {} but its firing notification went only to {} (hint: check the route's matchers, order and continue)",
+            c.rel(fired),
+            elsewhere
+                .iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else if let Some(h) = seen_by_catch_all {
+        format!(
+            "{sel} fired at {} and reached Alertmanager (slocheck's catch-all route saw it at {}), but the routing tree delivered it to no receiver with integrations (hint: check the route's matchers and receivers)",
+            c.rel(fired),
+            c.rel(h.at_ms)
+        )
+    } else if fired + ms(bound) > c.collected_ms() {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "{sel} fired at {}, and the run ended before the bound of {} elapsed (hint: lengthen the last phase or prometheus.settle)",
+                c.rel(fired),
+                human(bound)
+            ),
+        );
+    } else {
+        format!(
+            "{sel} fired at {} but no firing notification reached {} (hint: is the alert's routing matched? see alertmanager.log in the run directory)",
+            c.rel(fired),
+            c.to
+        )
+    };
+    (Verdict::Fail, reason)
+}
+
+/// Findings once the firing notification was delivered.
+#[derive(Default)]
+struct Delivered {
+    observed: Vec<String>,
+    failures: Vec<String>,
+    inconclusive: Option<String>,
+}
+
+impl Delivered {
+    /// The firing notification against its bound.
+    fn firing(&mut self, c: &Case<'_>, first: &Hit<'_>, fired: u64, bound: Duration) {
+        let delay = Duration::from_millis(first.at_ms.saturating_sub(fired));
+        self.observed.push(format!(
+            "firing delivered to \"{}\" {} after firing (fired {}, delivered {})",
+            first.receiver,
+            human(delay),
+            c.rel(fired),
+            c.rel(first.at_ms)
         ));
+        self.check_delay("firing", "fired", delay, bound);
     }
 
-    let sends_resolved = d.send_resolved.get(first.receiver).copied().unwrap_or(true);
-    let required = n.resolved_within.is_some() || (t.resolved_at_ms.is_some() && sends_resolved);
-    let mut inconclusive = None;
-    if !required {
-        let why = if t.resolved_at_ms.is_none() {
-            format!("{} did not resolve during the run", n.alert)
-        } else {
-            format!(
-                "receiver \"{}\" does not send resolved notifications",
-                first.receiver
-            )
+    /// A notification later than its bound after the alert's `event`.
+    fn check_delay(&mut self, what: &str, event: &str, delay: Duration, bound: Duration) {
+        if delay > bound {
+            self.failures.push(format!(
+                "the {what} notification arrived {} after the alert {event}, over the bound of {}",
+                human(delay),
+                human(bound)
+            ));
+        }
+    }
+
+    /// The resolved notification, to the receiver that got the firing one:
+    /// required when asked for, or when the alert resolved and that
+    /// receiver sends resolved notifications.
+    fn resolved(&mut self, c: &Case<'_>, first: &Hit<'_>, t: &AlertTimeline, bound: Duration) {
+        let n = c.n;
+        let sends_resolved =
+            c.d.send_resolved
+                .get(first.receiver)
+                .copied()
+                .unwrap_or(true);
+        let required =
+            n.resolved_within.is_some() || (t.resolved_at_ms.is_some() && sends_resolved);
+        if !required {
+            let why = if t.resolved_at_ms.is_none() {
+                format!("{} did not resolve during the run", n.alert)
+            } else {
+                format!(
+                    "receiver \"{}\" does not send resolved notifications",
+                    first.receiver
+                )
+            };
+            self.observed
+                .push(format!("resolved notification not required: {why}"));
+            return;
+        }
+        let Some(resolved) = t.resolved_at_ms else {
+            self.failures.push(format!(
+                "resolved_within is set but {} was still firing when the run ended",
+                n.alert
+            ));
+            return;
         };
-        observed.push(format!("resolved notification not required: {why}"));
-    } else if let Some(resolved) = t.resolved_at_ms {
-        let bound = resolve_bound;
-        let got = hits.iter().find(|h| {
+        let got = c.hits.iter().find(|h| {
             h.status == "resolved" && h.receiver == first.receiver && h.at_ms >= first.at_ms
         });
         match got {
             Some(h) => {
                 let delay = Duration::from_millis(h.at_ms.saturating_sub(resolved));
-                observed.push(format!(
+                self.observed.push(format!(
                     "resolved delivered {} after resolution (resolved {}, delivered {})",
                     human(delay),
-                    rel(resolved),
-                    rel(h.at_ms)
+                    c.rel(resolved),
+                    c.rel(h.at_ms)
                 ));
-                if delay > bound {
-                    failures.push(format!(
-                        "the resolved notification arrived {} after the alert resolved, over the bound of {}",
-                        human(delay),
-                        human(bound)
-                    ));
-                }
+                self.check_delay("resolved", "resolved", delay, bound);
             }
-            None if resolved + ms(bound) > unix_ms(d.collected_at) => {
-                inconclusive = Some(format!(
+            None if resolved + ms(bound) > c.collected_ms() => {
+                self.inconclusive = Some(format!(
                     "{} resolved at {}, and the run ended before the bound of {} for its resolved notification elapsed (hint: lengthen the last phase or prometheus.settle)",
                     n.alert,
-                    rel(resolved),
+                    c.rel(resolved),
                     human(bound)
                 ));
             }
-            None => failures.push(format!(
+            None => self.failures.push(format!(
                 "{} resolved at {} but no resolved notification reached \"{}\" within {}",
                 n.alert,
-                rel(resolved),
+                c.rel(resolved),
                 first.receiver,
                 human(bound)
             )),
         }
-    } else {
-        failures.push(format!(
-            "resolved_within is set but {} was still firing when the run ended",
-            n.alert
-        ));
     }
-    r.observed = observed.join("; ");
-    if !failures.is_empty() {
-        r.verdict = Verdict::Fail;
-        r.reason = failures.join("; ");
-    } else if let Some(why) = inconclusive {
-        r.reason = why;
-    } else {
-        r.verdict = Verdict::Pass;
-    }
-    r
 }
 
 /// The expectation in words with the bounds actually applied.
@@ -279,9 +355,13 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::alertmanager::payload::{WebhookAlert, WebhookPayload};
     use std::collections::BTreeMap;
+    use std::time::SystemTime;
+
+    use super::super::testkit::*;
+    use super::*;
+    use crate::alertmanager::RouteTiming;
+    use crate::alertmanager::payload::{WebhookAlert, WebhookPayload};
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -343,31 +423,33 @@ mod tests {
         }
     }
 
-    fn expect(receiver: Option<&str>) -> (Expectation, NotifiedExpectation) {
-        let n = NotifiedExpectation {
+    fn expect(receiver: Option<&str>) -> NotifiedExpectation {
+        NotifiedExpectation {
             alert: "HighErrorRate".into(),
             receiver: receiver.map(str::to_string),
             labels: vec![("severity".into(), "critical".into())],
             firing_within: None,
             resolved_within: None,
-        };
-        let e = Expectation {
-            id: "n".into(),
-            kind: crate::plan::ExpectKind::Notified(n.clone()),
-            allow_inconclusive: false,
-        };
-        (e, n)
+        }
     }
 
-    fn run(
-        receiver: Option<&str>,
-        t: AlertTimeline,
-        notes: Vec<Notification>,
-        end: u64,
-    ) -> ExpectationResult {
-        let (e, n) = expect(receiver);
-        let d = deliveries(notes, end);
-        judge(&e, &n, &t, Some(&d), Duration::from_secs(1), at(0))
+    /// Judges with evaluation every second and the load started at T0.
+    fn judge_at_t0(n: &NotifiedExpectation, t: AlertTimeline, d: Option<&Deliveries>) -> Judged {
+        let (plan, rules, ph) = (plan(), BTreeMap::new(), phases());
+        let cx = Context {
+            started_at_ms: T0,
+            ..context(&plan, &rules, &ph)
+        };
+        let o = NotifiedObs {
+            spec: n,
+            timeline: t,
+            deliveries: d,
+        };
+        judge(&o, &cx)
+    }
+
+    fn run(receiver: Option<&str>, t: AlertTimeline, notes: Vec<Notification>, end: u64) -> Judged {
+        judge_at_t0(&expect(receiver), t, Some(&deliveries(notes, end)))
     }
 
     #[test]
@@ -378,7 +460,7 @@ mod tests {
             note(51_500, "oncall", "resolved", "critical"),
         ];
         let t = timeline(Some(30_000), Some(50_000));
-        let cases: Vec<(&str, ExpectationResult, Verdict, &str)> = vec![
+        let cases: Vec<(&str, Judged, Verdict, &str)> = vec![
             (
                 "delivered in time",
                 run(Some("oncall"), t.clone(), good.clone(), 60_000),
@@ -479,15 +561,7 @@ mod tests {
 
     #[test]
     fn without_alertmanager_it_is_inconclusive() {
-        let (e, n) = expect(None);
-        let r = judge(
-            &e,
-            &n,
-            &timeline(Some(1), None),
-            None,
-            Duration::from_secs(1),
-            at(0),
-        );
+        let r = judge_at_t0(&expect(None), timeline(Some(1), None), None);
         assert_eq!(r.verdict, Verdict::Inconclusive);
         assert!(r.reason.contains("no Alertmanager ran"), "{}", r.reason);
     }
