@@ -109,19 +109,37 @@ impl ModelTruth {
     /// Scores of the expected answers for responses in `[from_ms, to_ms)`;
     /// None when the expected answers are unknown (external model).
     pub fn expected_scores(&self, from_ms: u64, to_ms: u64) -> Option<crate::evaluate::Scores> {
-        let window: Vec<&TruthSample> = self
-            .samples
-            .iter()
-            .filter(|s| (from_ms..to_ms).contains(&s.at_ms))
-            .collect();
-        if window.iter().any(|s| s.expected.is_none()) {
-            return None;
-        }
-        let name = |i: u8| self.classes.get(usize::from(i)).map_or("?", String::as_str);
-        Some(crate::evaluate::score(window.iter().map(|s| {
-            (name(s.expected.unwrap_or(u8::MAX)), name(s.label))
-        })))
+        expected_scores_in([self], from_ms, to_ms)
     }
+}
+
+/// `ModelTruth::expected_scores` over the samples of several phases: an
+/// evaluation window is wall-clock time, and a stalled client may answer a
+/// phase's last requests after the next phase began.
+pub fn expected_scores_in<'a>(
+    truths: impl IntoIterator<Item = &'a ModelTruth>,
+    from_ms: u64,
+    to_ms: u64,
+) -> Option<crate::evaluate::Scores> {
+    let mut classes: &[String] = &[];
+    let mut window: Vec<&TruthSample> = Vec::new();
+    for t in truths {
+        if classes.is_empty() {
+            classes = &t.classes;
+        }
+        window.extend(
+            t.samples
+                .iter()
+                .filter(|s| (from_ms..to_ms).contains(&s.at_ms)),
+        );
+    }
+    if window.iter().any(|s| s.expected.is_none()) {
+        return None;
+    }
+    let name = |i: u8| classes.get(usize::from(i)).map_or("?", String::as_str);
+    Some(crate::evaluate::score(window.iter().map(|s| {
+        (name(s.expected.unwrap_or(u8::MAX)), name(s.label))
+    })))
 }
 
 impl PhaseRecord {

@@ -152,6 +152,8 @@ pub struct ModelQualityObs<'a> {
     pub reading: QualityReading,
     /// The generator's truth for the phase (labels, expected answers).
     pub truth: &'a ModelTruth,
+    /// Every phase's truth: a window is judged on all answers inside it.
+    pub run_truth: Vec<&'a ModelTruth>,
     /// Requests sent in the phase.
     pub sent: u64,
     /// The batch job's window and schedule, for the reason when no window fits.

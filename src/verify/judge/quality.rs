@@ -79,10 +79,12 @@ pub fn judge(o: &ModelQualityObs<'_>, cx: &Context<'_>) -> Judged {
     ev.value = Some(found.value);
     j.queries.push(ev);
     let window = window_words(found.start_ms, found.end_ms, w.start_ms, &w.name);
-    let generator = o
-        .truth
-        .expected_scores(found.start_ms, found.end_ms)
-        .map(|s| (s.value(o.metric), s.samples));
+    let generator = crate::record::expected_scores_in(
+        o.run_truth.iter().copied(),
+        found.start_ms,
+        found.end_ms,
+    )
+    .map(|s| (s.value(o.metric), s.samples));
     j.client.push(match generator {
         Some((Some(x), n)) => format!(
             "generator expected {} = {} over the same window {window}, {n} labelled answers",
@@ -176,6 +178,7 @@ mod tests {
             range_ms: (10 * S, 45 * S),
             reading,
             truth,
+            run_truth: vec![truth],
             sent: 11,
             window: Duration::from_secs(10),
             every: Duration::from_secs(2),
@@ -244,6 +247,32 @@ mod tests {
             assert_eq!(j.verdict, verdict, "{reading:?}: {j:?}");
             assert!(j.reason.contains(reason), "{reading:?}: {}", j.reason);
         }
+    }
+
+    #[test]
+    fn late_answers_of_the_previous_phase_count_in_the_window() {
+        let (plan, rules, ph) = (plan(), BTreeMap::new(), phases());
+        let cx = context(&plan, &rules, &ph);
+        let acc = QualityMetric::Accuracy;
+        let near = QualityBound::NearExpected { tolerance: 0.001 };
+        let spike = truth(true);
+        // Ten right answers of "baseline" that a stalled client only got
+        // back at 12–13 s, inside the evaluated window: 18 of 20 right.
+        let baseline = ModelTruth {
+            classes: spike.classes.clone(),
+            samples: (0..10)
+                .map(|i| TruthSample {
+                    at_ms: 12 * S + i * 100,
+                    label: 1,
+                    expected: Some(1),
+                })
+                .collect(),
+            ..ModelTruth::default()
+        };
+        let mut o = obs(&acc, &near, &spike, found(0.9));
+        o.run_truth = vec![&baseline, &spike];
+        let j = judge(&o, &cx);
+        assert_eq!(j.verdict, Verdict::Pass, "{j:?}");
     }
 
     #[test]

@@ -295,6 +295,7 @@ impl<'a> Observer<'_, 'a> {
             range_ms: (unix_ms(from), unix_ms(to)),
             reading,
             truth: &p.model,
+            run_truth: self.inp.record.phases.iter().map(|p| &p.model).collect(),
             sent: p.sent,
             window,
             every,
