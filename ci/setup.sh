@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what slocheck's tests and its managed mode need: Prometheus (with
-# promtool) and Alertmanager (with amtool) from Debian packages. Idempotent:
+# promtool), Alertmanager (with amtool) and the Pushgateway (where the model
+# evaluation batch job pushes) from Debian packages. Idempotent:
 # installs only what is missing, then prints the versions it found. Extra
 # arguments name further commands, installed from the Debian package of the
 # same name or, as `COMMAND:PACKAGE`, from another one, e.g.
@@ -17,6 +18,9 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
   missing+=(prometheus-alertmanager)
 fi
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if ! command -v prometheus-pushgateway >/dev/null 2>&1 && ! command -v pushgateway >/dev/null 2>&1; then
+  missing+=(prometheus-pushgateway)
+fi
 for extra in "$@"; do
   cmd=${extra%%:*}
   pkg=${extra#*:}
@@ -38,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   # The Debian packages may try to start their services; slocheck starts its
   # own instances on free ports, so stop any the package started.
-  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  for svc in prometheus prometheus-alertmanager prometheus-node-exporter prometheus-pushgateway; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
       $SUDO systemctl stop "$svc" || true
     fi
@@ -49,3 +53,5 @@ echo "ci/setup.sh: $(prometheus --version 2>&1 | head -n1)"
 echo "ci/setup.sh: $(promtool --version 2>&1 | head -n1)"
 am=$(command -v alertmanager || command -v prometheus-alertmanager)
 echo "ci/setup.sh: $("$am" --version 2>&1 | head -n1) ($am)"
+pg=$(command -v pushgateway || command -v prometheus-pushgateway)
+echo "ci/setup.sh: $("$pg" --version 2>&1 | head -n1) ($pg)"

@@ -56,6 +56,8 @@ pub enum Command {
     K8s(crate::k8s::cmd::K8sCommand),
     /// SLOs: generate multi-window, multi-burn-rate alert rules (and their promtool tests).
     Slo(crate::slo::cmd::SloArgs),
+    /// The model-quality batch job: score a window of predictions with their labels and push to a Pushgateway.
+    Evaluate(crate::evaluate::EvaluateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +371,7 @@ async fn dispatch(cmd: Command) -> u8 {
         Command::Rules(a) => crate::init::rules(&a.preset),
         Command::K8s(c) => crate::k8s::cmd::run(c),
         Command::Slo(a) => crate::slo::cmd::run(&a),
+        Command::Evaluate(a) => crate::evaluate::run(&a).await,
         Command::Check(a) => {
             signals::blocking(&cancel, &interrupt, move || loadcmd::check(&a.scenario))
                 .await

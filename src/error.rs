@@ -11,6 +11,7 @@ use crate::load::LoadError;
 use crate::load::client::ClientError;
 use crate::prom::PromError;
 use crate::prom::rules::RulesError;
+use crate::pushgateway::PushgatewayError;
 use crate::target::TargetError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum Error {
     /// Alertmanager or its webhook recorder failed, or its config is invalid.
     #[error("{0}")]
     Alertmanager(#[from] AmError),
+    /// The Pushgateway is missing, unreachable or died.
+    #[error("{0}")]
+    Pushgateway(#[from] PushgatewayError),
     /// The built-in target could not start (e.g. port in use).
     #[error("{0}")]
     Target(#[from] TargetError),
@@ -97,6 +101,10 @@ impl Error {
                     ..
                 } => exit::ENVIRONMENT,
                 _ => exit::INVALID,
+            },
+            Error::Pushgateway(e) => match e {
+                PushgatewayError::Cancelled => exit::INTERRUPTED,
+                _ => exit::ENVIRONMENT,
             },
             Error::Load(_) | Error::Environment(_) | Error::Io { .. } => exit::ENVIRONMENT,
             Error::Interrupted(code) => *code,

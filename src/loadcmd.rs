@@ -202,6 +202,10 @@ fn promql_of_expectations(plan: &Plan) -> String {
             ExpectKind::LatencyMean { phase, .. } => Some(m.latency_mean(window(phase))),
             ExpectKind::PromQl { expr, .. } => Some(expr.clone()),
             ExpectKind::Alert(a) => Some(crate::verify::queries::alert_states(&a.alert)),
+            ExpectKind::ModelQuality { metric, .. } => plan
+                .model
+                .as_ref()
+                .map(|m| crate::verify::quality::metric_query(metric, &m.job)),
             ExpectKind::Notified(_) | ExpectKind::Load(_) => None,
         };
         if let Some(q) = q {

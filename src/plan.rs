@@ -34,6 +34,9 @@ pub struct Plan {
     pub metrics: crate::metrics::MetricsSpec,
     /// How the load engine connects: HTTP version, TLS, connection reuse.
     pub transport: TransportPlan,
+    /// Some: the bodies carry true labels and an evaluation batch job runs
+    /// during the load (`[model]`).
+    pub model: Option<ModelPlan>,
 }
 
 impl Plan {
@@ -78,12 +81,15 @@ impl Plan {
                 rate: Rate::Constant(rate),
                 concurrency: None,
                 faults: FaultSpec::default(),
+                drift: None,
+                evaluate: true,
             }],
             expects: vec![],
             allow_inconclusive: false,
             alertmanager: None,
             metrics: crate::metrics::MetricsSpec::default(),
             transport: TransportPlan::default(),
+            model: None,
         }
     }
 
@@ -147,6 +153,87 @@ pub struct PhasePlan {
     /// Closed mode: workers for this phase (defaults to the load section's).
     pub concurrency: Option<NonZeroU32>,
     pub faults: FaultSpec,
+    /// Input drift: the request bodies' features shifted (`faults.drift`).
+    pub drift: Option<DriftFault>,
+    /// Whether the evaluation batch job runs during this phase (with
+    /// `[model]`); false simulates a stopped CronJob.
+    pub evaluate: bool,
+}
+
+/// A phase's input-drift fault: on `fraction` of the requests (seeded,
+/// stratified like the other faults) every feature is shifted by `shift`
+/// standard deviations of the training data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftFault {
+    pub shift: f64,
+    pub fraction: f64,
+}
+
+/// `[model]`: ground truth and the evaluation batch job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPlan {
+    /// The key of each body line that holds its true label; removed before
+    /// the body is sent.
+    pub label_key: String,
+    /// True label of each body, aligned with `RequestTemplate::bodies`.
+    pub labels: Vec<String>,
+    /// How often the batch job runs (as a CronJob schedule would).
+    pub evaluate_every: Duration,
+    /// Predictions of the last `window` (ending `label_delay` ago) are evaluated.
+    pub window: Duration,
+    /// How long labels may take to arrive: the newest predictions are left
+    /// to a later run.
+    pub label_delay: Duration,
+    /// Pushgateway `job` label of the pushed metrics.
+    pub job: String,
+    /// An existing Pushgateway; None: slocheck starts one.
+    pub pushgateway_url: Option<Url>,
+}
+
+/// Default Pushgateway job label of the evaluation batch job.
+pub const DEFAULT_EVALUATION_JOB: &str = "model-evaluation";
+
+/// Which model-quality metric an expectation checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QualityMetric {
+    Accuracy,
+    Recall { class: String },
+    Precision { class: String },
+}
+
+impl QualityMetric {
+    /// The pushed metric name (`model_accuracy`, …).
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            QualityMetric::Accuracy => "model_accuracy",
+            QualityMetric::Recall { .. } => "model_recall",
+            QualityMetric::Precision { .. } => "model_precision",
+        }
+    }
+
+    pub fn class(&self) -> Option<&str> {
+        match self {
+            QualityMetric::Accuracy => None,
+            QualityMetric::Recall { class } | QualityMetric::Precision { class } => Some(class),
+        }
+    }
+
+    /// `accuracy`, `recall of "setosa"`, …
+    pub fn describe(&self) -> String {
+        match self {
+            QualityMetric::Accuracy => "accuracy".into(),
+            QualityMetric::Recall { class } => format!("recall of \"{class}\""),
+            QualityMetric::Precision { class } => format!("precision of \"{class}\""),
+        }
+    }
+}
+
+/// The bound of a model-quality expectation: a fixed one, or near what the
+/// generator computed for the very predictions that were evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityBound {
+    Fixed(Bound<f64>),
+    NearExpected { tolerance: f64 },
 }
 
 /// Requests per second as a function of time since the phase start.
@@ -265,6 +352,13 @@ pub enum ExpectKind {
     Alert(AlertExpectation),
     /// A named alert's notifications reach a receiver in time.
     Notified(NotifiedExpectation),
+    /// A model-quality metric pushed by the evaluation batch job, over an
+    /// evaluation window inside a phase, beside the generator's expectation.
+    ModelQuality {
+        metric: QualityMetric,
+        phase: String,
+        bound: QualityBound,
+    },
     /// Any PromQL expression, aggregated over a phase and compared.
     PromQl {
         expr: String,

@@ -63,6 +63,15 @@ impl ManagedChild {
         }
     }
 
+    /// None while running; whether it exited with status 0 otherwise.
+    pub fn succeeded(&mut self) -> Option<bool> {
+        match self.child.as_mut()?.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.success()),
+            Err(_) => Some(false),
+        }
+    }
+
     /// SIGTERM, up to `grace` for a clean shutdown, then SIGKILL; reaped.
     pub async fn stop(mut self, grace: Duration) -> Result<(), std::io::Error> {
         let Some(mut child) = self.child.take() else {

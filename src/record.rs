@@ -118,6 +118,83 @@ pub struct PhaseRecord {
     pub scheduler_lag: Histogram<u64>,
     /// Per-second series over the phase (index = whole seconds since start).
     pub per_second: Vec<SecondStats>,
+    /// Ground truth of the model's answers (with `[model]`): empty otherwise.
+    pub model: ModelTruth,
+}
+
+/// What the generator knows about the model's answers in a phase: per
+/// answered prediction, when it came back, its true label and the class the
+/// (deterministic, built-in) model must have predicted for what was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelTruth {
+    /// Class names; `TruthSample` fields index into this.
+    pub classes: Vec<String>,
+    /// In response order per shard; sorted by time when merged.
+    pub samples: Vec<TruthSample>,
+    /// Requests sent with drifted features.
+    pub drifted: u64,
+    /// Labels reported to the feedback endpoint, and those lost (full
+    /// buffer or a failed feedback request).
+    pub feedback_sent: u64,
+    pub feedback_lost: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruthSample {
+    /// Unix ms midway between send and response: the service logged the
+    /// prediction in between.
+    pub at_ms: u64,
+    pub label: u8,
+    /// None when the target's model is not the built-in one.
+    pub expected: Option<u8>,
+}
+
+impl ModelTruth {
+    pub fn merge(&mut self, o: &ModelTruth) {
+        if self.classes.is_empty() {
+            self.classes = o.classes.clone();
+        }
+        self.samples.extend_from_slice(&o.samples);
+        self.samples.sort_by_key(|s| s.at_ms);
+        self.drifted += o.drifted;
+        self.feedback_sent += o.feedback_sent;
+        self.feedback_lost += o.feedback_lost;
+    }
+
+    /// Scores of the expected answers for responses in `[from_ms, to_ms)`;
+    /// None when the expected answers are unknown (external model).
+    pub fn expected_scores(&self, from_ms: u64, to_ms: u64) -> Option<crate::evaluate::Scores> {
+        expected_scores_in([self], from_ms, to_ms)
+    }
+}
+
+/// `ModelTruth::expected_scores` over the samples of several phases: an
+/// evaluation window is wall-clock time, and a stalled client may answer a
+/// phase's last requests after the next phase began.
+pub fn expected_scores_in<'a>(
+    truths: impl IntoIterator<Item = &'a ModelTruth>,
+    from_ms: u64,
+    to_ms: u64,
+) -> Option<crate::evaluate::Scores> {
+    let mut classes: &[String] = &[];
+    let mut window: Vec<&TruthSample> = Vec::new();
+    for t in truths {
+        if classes.is_empty() {
+            classes = &t.classes;
+        }
+        window.extend(
+            t.samples
+                .iter()
+                .filter(|s| (from_ms..to_ms).contains(&s.at_ms)),
+        );
+    }
+    if window.iter().any(|s| s.expected.is_none()) {
+        return None;
+    }
+    let name = |i: u8| classes.get(usize::from(i)).map_or("?", String::as_str);
+    Some(crate::evaluate::score(window.iter().map(|s| {
+        (name(s.expected.unwrap_or(u8::MAX)), name(s.label))
+    })))
 }
 
 impl PhaseRecord {

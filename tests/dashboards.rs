@@ -53,6 +53,7 @@ fn dashboard_has_the_seed_panels_on_the_templated_datasource() {
     for p in panels {
         ids.push(p["id"].as_u64().expect("panel id"));
         if p["type"] == "row" {
+            // A row only groups the panels after it; it has no query.
             continue;
         }
         assert_eq!(p["datasource"], templated, "panel {}", p["title"]);
@@ -159,7 +160,7 @@ async fn slow_every_panel_has_data_under_load() {
     )
     .await
     .expect("generator exporter");
-    let cfg = LaunchConfig {
+    let mut cfg = LaunchConfig {
         bin: find_binary(None).expect("prometheus on PATH"),
         run_dir: run_dir.path().to_path_buf(),
         scrape_interval: Duration::from_secs(1),
@@ -180,6 +181,22 @@ async fn slow_every_panel_has_data_under_load() {
         scrape_tls: None,
     };
     let cancel = CancellationToken::new();
+    // The model-quality row reads what the evaluation batch job pushes.
+    let pushgateway = slocheck::pushgateway::ManagedPushgateway::start(
+        &slocheck::pushgateway::find_binary(None).expect("pushgateway on PATH"),
+        run_dir.path(),
+        &cancel,
+    )
+    .await
+    .expect("pushgateway");
+    let pg_scrape = slocheck::prom::config::ScrapeConfig::pushgateway(
+        "pushgateway",
+        &format!(
+            "127.0.0.1:{}",
+            pushgateway.url().port().expect("pushgateway port")
+        ),
+    );
+    cfg.extra_jobs.push(pg_scrape);
     // Open-loop load for at most the test's 60 s budget, stopped at the end.
     let mut plan = Plan::single_phase("panels", LoadMode::Open, 50.0, Duration::from_secs(60));
     plan.request.path = "/predict".into();
@@ -207,10 +224,38 @@ async fn slow_every_panel_has_data_under_load() {
     let mut passed = false;
     // Traffic in bursts until every panel has data (bounded: 60 s).
     while started.elapsed() < Duration::from_secs(60) {
+        let mut feedback = Vec::new();
         for i in 0..20 {
             let body = format!("{{\"features\":[5.1,3.5,{}.4,0.2]}}", i % 6);
-            let _ = http.post(predict.clone()).body(body).send().await;
+            if let Ok(r) = http.post(predict.clone()).body(body).send().await
+                && let Some(id) = r.headers().get("x-prediction-id")
+            {
+                let id = id.to_str().expect("ascii id").to_string();
+                feedback.push(serde_json::json!({"prediction_id": id, "label": "setosa"}));
+            }
         }
+        let _ = http
+            .post(url.join("feedback").expect("url"))
+            .json(&feedback)
+            .send()
+            .await;
+        let evaluate = slocheck::evaluate::EvaluateArgs {
+            source: url.join("predictions").expect("url").to_string(),
+            labels: None,
+            pushgateway: pushgateway.url().clone(),
+            job: "model-evaluation".into(),
+            window: Duration::from_secs(120),
+            label_delay: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            id_field: "prediction_id".into(),
+            time_field: "time".into(),
+            predicted_field: "predicted".into(),
+            label_field: "label".into(),
+            verbose: false,
+        };
+        slocheck::evaluate::run(&evaluate)
+            .await
+            .expect("evaluate and push");
         let d = doctor::diagnose(&opts).await.expect("diagnose");
         last = doctor::check::render(&d.checks);
         if d.exit_code() == 0 {
@@ -222,6 +267,7 @@ async fn slow_every_panel_has_data_under_load() {
     stop.cancel();
     let _ = load.await;
     prom.stop().await.expect("stop prometheus");
+    pushgateway.stop().await.expect("stop pushgateway");
     target.shutdown().await;
     assert!(passed, "not every check passed within 60 s:\n{last}");
     let panels = last

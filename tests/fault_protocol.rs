@@ -249,6 +249,8 @@ fn faulted_plan() -> Plan {
                 },
             }),
         },
+        drift: None,
+        evaluate: true,
     });
     plan
 }

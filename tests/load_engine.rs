@@ -82,6 +82,8 @@ fn phase(name: &str, secs: f64, rate: f64, faults: FaultSpec) -> PhasePlan {
         rate: Rate::Constant(rate),
         concurrency: None,
         faults,
+        drift: None,
+        evaluate: true,
     }
 }
 

@@ -258,6 +258,8 @@ fn minimal_file_takes_every_default() {
             rate: Rate::Constant(10.0),
             concurrency: None,
             faults: FaultSpec::default(),
+            drift: None,
+            evaluate: true,
         }]
     );
     assert!(plan.expects.is_empty());

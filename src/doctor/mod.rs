@@ -5,6 +5,7 @@
 pub mod check;
 pub mod dashboard;
 pub mod exposition;
+pub mod model;
 pub mod probe;
 
 use std::path::PathBuf;

@@ -413,7 +413,9 @@ async fn panel(client: &PromClient, q: &PanelQuery, vars: &Variables) -> Check {
                 "{label}: {expr} returns no series; no series for {}",
                 missing.join(", ")
             ),
-            "make the target export that metric with those labels and let Prometheus scrape it (check the target and metrics lines above); counters that only appear after the first request need traffic or pre-created label sets",
+            super::model::hint(&missing).unwrap_or(
+                "make the target export that metric with those labels and let Prometheus scrape it (check the target and metrics lines above); counters that only appear after the first request need traffic or pre-created label sets",
+            ),
         )
     }
 }

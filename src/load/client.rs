@@ -325,10 +325,16 @@ impl Target {
         }
     }
 
-    fn build(&self, n: u64, fault: Option<(&HeaderName, HeaderValue)>) -> Request<Full<Bytes>> {
-        let body = match self.bodies.len() {
-            0 => Bytes::new(),
-            len => self.bodies[(n % len as u64) as usize].clone(),
+    fn build(
+        &self,
+        n: u64,
+        fault: Option<(&HeaderName, HeaderValue)>,
+        body: Option<Bytes>,
+    ) -> Request<Full<Bytes>> {
+        let body = match (body, self.bodies.len()) {
+            (Some(b), _) => b,
+            (None, 0) => Bytes::new(),
+            (None, len) => self.bodies[(n % len as u64) as usize].clone(),
         };
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = self.method.clone();
@@ -338,6 +344,16 @@ impl Target {
             req.headers_mut().insert(name.clone(), value);
         }
         req
+    }
+
+    /// The target's base URL, as given.
+    pub fn base_url(&self) -> &str {
+        &self.url
+    }
+
+    /// Number of template bodies (request `n` sends body `n % count`).
+    pub fn body_count(&self) -> usize {
+        self.bodies.len()
     }
 
     /// `insecure = true` on an https target.
@@ -385,6 +401,36 @@ fn tls(url: &str, host: &str, transport: &TransportPlan) -> Result<Tls, ClientEr
         host: name_host.to_string(),
     })?;
     Ok(Tls::new(config, name))
+}
+
+/// What one request sends beyond the template, and what it reads back.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// Sent instead of the template's body `n` (a drifted copy).
+    pub body: Option<Bytes>,
+    /// Read this response header as the prediction id.
+    pub id_header: Option<HeaderName>,
+}
+
+/// What came back for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// The request asked for a fault and the response acknowledged it
+    /// (`x-slocheck-fault-applied`).
+    pub acknowledged: bool,
+    /// The prediction id header, when `Extra::id_header` asked for it.
+    pub prediction_id: Option<u64>,
+}
+
+impl Reply {
+    fn failed(outcome: Outcome) -> Reply {
+        Reply {
+            outcome,
+            acknowledged: false,
+            prediction_id: None,
+        }
+    }
 }
 
 /// One load thread's view of the target: its connections, the address
@@ -481,7 +527,8 @@ impl Client {
     }
 
     /// Send request `n` on `slot` (checking out a connection when empty),
-    /// wait for the whole response, and classify it. On any failure the
+    /// wait for the whole response, and classify it, with the fault
+    /// acknowledgement and the prediction id when asked for. On any failure the
     /// slot is emptied so the next request reconnects; without keep-alive it
     /// is emptied after every request.
     pub async fn exchange(
@@ -489,19 +536,21 @@ impl Client {
         slot: &mut Option<Conn>,
         n: u64,
         fault: Option<(&HeaderName, HeaderValue)>,
-    ) -> (Outcome, bool) {
+        extra: Extra,
+    ) -> Reply {
         let deadline = Instant::now() + self.target.timeout;
-        let outcome = match timeout_at(deadline, self.attempt(slot, n, fault, deadline)).await {
+        let reply = match timeout_at(deadline, self.attempt(slot, n, fault, extra, deadline)).await
+        {
             Ok(done) => done,
             Err(_) => {
                 *slot = None;
-                (Outcome::Timeout, false)
+                Reply::failed(Outcome::Timeout)
             }
         };
         if !self.target.keep_alive {
             *slot = None;
         }
-        outcome
+        reply
     }
 
     async fn attempt(
@@ -509,13 +558,14 @@ impl Client {
         slot: &mut Option<Conn>,
         n: u64,
         fault: Option<(&HeaderName, HeaderValue)>,
+        extra: Extra,
         deadline: Instant,
-    ) -> (Outcome, bool) {
+    ) -> Reply {
         // Only a request that asked for a fault looks for the
         // acknowledgement: one header-map lookup by a pre-built name, no
         // allocation, the same for HTTP/1.1 and HTTP/2.
         let asked = fault.is_some();
-        let mut req = self.target.build(n, fault);
+        let mut req = self.target.build(n, fault, extra.body);
         // A kept-alive connection the server has closed since the last
         // response fails before anything is written; it is retried once on a
         // fresh one.
@@ -524,7 +574,7 @@ impl Client {
                 *slot = self.checkout(deadline).await;
             }
             let Some(conn) = slot.as_mut() else {
-                return (Outcome::ConnectionError, false);
+                return Reply::failed(Outcome::ConnectionError);
             };
             let addr = conn.addr;
             let sent = match &mut conn.sender {
@@ -551,14 +601,23 @@ impl Client {
                         && resp
                             .headers()
                             .contains_key(fault_protocol::APPLIED_HEADER_NAME);
+                    // A header, not the body: no JSON parsing on the hot path.
+                    let prediction_id = extra.id_header.as_ref().and_then(|h| {
+                        let v = resp.headers().get(h)?;
+                        v.to_str().ok()?.parse::<u64>().ok()
+                    });
                     let mut body = resp.into_body();
                     while let Some(frame) = body.frame().await {
                         if frame.is_err() {
                             *slot = None;
-                            return (Outcome::ConnectionError, false);
+                            return Reply::failed(Outcome::ConnectionError);
                         }
                     }
-                    return (Outcome::Response(status), acknowledged);
+                    return Reply {
+                        outcome: Outcome::Response(status),
+                        acknowledged,
+                        prediction_id,
+                    };
                 }
                 Err(mut e) => {
                     *slot = None;
@@ -566,13 +625,13 @@ impl Client {
                         Some(unsent) => req = unsent,
                         None => {
                             self.count(addr);
-                            return (Outcome::ConnectionError, false);
+                            return Reply::failed(Outcome::ConnectionError);
                         }
                     }
                 }
             }
         }
-        (Outcome::ConnectionError, false)
+        Reply::failed(Outcome::ConnectionError)
     }
 
     fn count(&self, addr: usize) {

@@ -30,12 +30,13 @@ use super::connect::Conn;
 use super::faults::PhaseFaults;
 use super::live::{Counts, LiveStats};
 use super::metrics::PhaseCells;
+use super::model::{self as model_traffic, FeedbackBuffer, ModelTraffic, Reporter};
 use super::pacer::{Pacer, batch_budget, peak_rate};
 use super::recorder::{Outcome, Recorder};
 use super::timer::{PacerKind, Timer};
 use crate::fault_protocol;
 use crate::plan::{HttpVersion, LoadMode, Plan};
-use crate::record::{GeneratorInfo, RunRecord, TransportRecord};
+use crate::record::{GeneratorInfo, RunRecord, TransportRecord, TruthSample};
 use crate::timeutil::unix_ms;
 
 pub use super::live::LiveSnapshot;
@@ -63,6 +64,8 @@ pub enum LoadError {
         "load thread {shard} stopped without a result (its runtime failed to start or it panicked)"
     )]
     ShardLost { shard: usize },
+    #[error("cannot prepare the model traffic: {0}")]
+    Model(String),
 }
 
 /// What one shard needs, all owned (it moves into the shard's thread).
@@ -77,6 +80,8 @@ struct ShardSpec {
     cap: usize,
     /// Closed mode: next request number of each phase, shared by all shards.
     counters: Arc<Vec<AtomicU64>>,
+    /// With `[model]` or drift: labels, drifted bodies, expected answers.
+    model: Option<(Arc<ModelTraffic>, reqwest::Url)>,
 }
 
 struct ShardResult {
@@ -102,6 +107,7 @@ struct Ctx {
     cells: Option<Vec<Arc<PhaseCells>>>,
     /// Counters already added to `LiveStats`.
     published: Cell<Counts>,
+    model: Option<Reporter>,
 }
 
 /// Phase start instants relative to the run start: an absolute timeline, so
@@ -171,6 +177,18 @@ pub async fn run_prepared(
     live: Arc<LiveStats>,
     cancel: CancellationToken,
 ) -> Result<RunRecord, LoadError> {
+    let model = match ModelTraffic::prepare(plan).map_err(LoadError::Model)? {
+        Some(t) => {
+            let url = format!(
+                "{}{}",
+                target.base_url().trim_end_matches('/'),
+                model_traffic::FEEDBACK_PATH
+            );
+            let url = reqwest::Url::parse(&url).map_err(|e| LoadError::Model(e.to_string()))?;
+            Some((Arc::new(t), url))
+        }
+        None => None,
+    };
     if plan.phases.is_empty() {
         let now = SystemTime::now();
         return Ok(RunRecord {
@@ -204,6 +222,7 @@ pub async fn run_prepared(
             sys0,
             cap: share(plan.load.max_in_flight.get(), shards, index).max(1),
             counters: counters.clone(),
+            model: model.clone(),
         };
         let (tx, rx) = oneshot::channel();
         let (live, cancel) = (live.clone(), cancel.clone());
@@ -304,6 +323,15 @@ fn run_shard(
     let local = tokio::task::LocalSet::new();
     let names: Vec<&str> = spec.plan.phases.iter().map(|p| p.name.as_str()).collect();
     let cells = live.generator().map(|g| g.cells(spec.index, &names));
+    let reporter = match &spec.model {
+        Some((traffic, url)) => Some(Reporter {
+            traffic: traffic.clone(),
+            buffer: Rc::new(FeedbackBuffer::default()),
+            http: model_traffic::feedback_client(&spec.plan.transport.tls)?,
+            url: url.clone(),
+        }),
+        None => None,
+    };
     let ctx = Rc::new(Ctx {
         client: Client::new(spec.target.clone(), spec.index, spec.shards),
         fault_header: fault_protocol::FAULT_HEADER_NAME,
@@ -319,13 +347,20 @@ fn run_shard(
             spec.plan
                 .phases
                 .iter()
-                .map(|p| Recorder::new(p.duration))
+                .map(|p| {
+                    let mut r = Recorder::new(p.duration);
+                    if let Some(m) = &reporter {
+                        r.model = m.traffic.truth();
+                    }
+                    r
+                })
                 .collect(),
         ),
         idle: RefCell::new(Vec::new()),
         in_flight: Cell::new(0),
         cells,
         published: Cell::new(Counts::default()),
+        model: reporter,
     });
     let (reached, cancelled_at, pacer) =
         local.block_on(&rt, drive(ctx.clone(), &spec, live, cancel));
@@ -355,6 +390,7 @@ async fn drive(
         phase_offsets(&spec.plan),
         live.clone(),
     ));
+    let reporter = tokio::task::spawn_local(report_labels(ctx.clone()));
     let offsets = phase_offsets(&spec.plan);
     let mut reached = 0;
     let mut cancelled_at = None;
@@ -410,7 +446,38 @@ async fn drive(
     }
     publisher.abort();
     publish_once(&ctx, &live);
+    reporter.abort();
+    if cancelled_at.is_none() {
+        // The last labels still count; the client's timeout bounds this.
+        flush_labels(&ctx).await;
+    }
     (reached, cancelled_at, timer.kind())
+}
+
+/// Posts the shard's buffered labels every `FEEDBACK_EVERY`, off the
+/// request path.
+async fn report_labels(ctx: Rc<Ctx>) {
+    if ctx.model.as_ref().is_none_or(|m| !m.traffic.has_labels()) {
+        return;
+    }
+    let mut tick = tokio::time::interval(model_traffic::FEEDBACK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        flush_labels(&ctx).await;
+    }
+}
+
+async fn flush_labels(ctx: &Ctx) {
+    let Some(m) = &ctx.model else { return };
+    let tally = model_traffic::flush(&m.http, &m.url, &m.traffic, &m.buffer).await;
+    let mut recs = ctx.recorders.borrow_mut();
+    for (phase, sent, lost) in tally {
+        if let Some(r) = recs.get_mut(phase) {
+            r.model.feedback_sent += sent;
+            r.model.feedback_lost += lost;
+        }
+    }
 }
 
 async fn open_phase(
@@ -516,6 +583,18 @@ async fn one(
     let header = decision
         .and_then(|d| d.header)
         .map(|h| (&ctx.fault_header, h));
+    let pick = ctx
+        .model
+        .as_ref()
+        .map(|m| m.traffic.pick(phase, n, ctx.client.target.body_count()));
+    let extra = client::Extra {
+        body: pick.as_ref().and_then(|p| p.body.clone()),
+        id_header: ctx
+            .model
+            .as_ref()
+            .filter(|_| pick.as_ref().is_some_and(|p| p.label.is_some()))
+            .map(|m| m.traffic.id_header.clone()),
+    };
     let sent_at = Instant::now();
     let lag = intended.map(|i| sent_at.saturating_duration_since(i));
     {
@@ -535,7 +614,8 @@ async fn one(
             c.lag.observe(lag);
         }
     }
-    let (outcome, acknowledged) = ctx.client.exchange(slot, n, header).await;
+    let reply = ctx.client.exchange(slot, n, header, extra).await;
+    let (outcome, acknowledged) = (reply.outcome, reply.acknowledged);
     let now = Instant::now();
     let corrected = now.saturating_duration_since(intended.unwrap_or(sent_at));
     if let Some(c) = cells {
@@ -555,6 +635,22 @@ async fn one(
     );
     if acknowledged {
         rec.on_fault_acknowledged();
+    }
+    if let (Some(p), Some(m)) = (pick, &ctx.model) {
+        rec.model.drifted += u64::from(p.drifted);
+        if let (Some(label), Some(id)) = (p.label, reply.prediction_id) {
+            // The service logged the prediction somewhere between send and
+            // response: the midpoint halves the error at window edges.
+            let half = now.saturating_duration_since(sent_at) / 2;
+            rec.model.samples.push(TruthSample {
+                at_ms: unix_ms(SystemTime::now() - half),
+                label,
+                expected: p.expected,
+            });
+            if !m.buffer.push(phase, id, label) {
+                rec.model.feedback_lost += 1;
+            }
+        }
     }
 }
 

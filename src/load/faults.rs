@@ -224,6 +224,50 @@ impl PhaseFaults {
     }
 }
 
+/// Which requests of a phase carry drifted features (`faults.drift`): the
+/// same stratified, seeded selection as the status and latency faults, from
+/// a stream of its own, so adding drift never moves the other faults.
+#[derive(Debug, Clone, Copy)]
+pub struct DriftSelection(Selector);
+
+impl DriftSelection {
+    pub fn new(seed: u64, phase_index: usize, fraction: f64) -> Self {
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        seed_bytes[8..16].copy_from_slice(&(phase_index as u64).to_le_bytes());
+        seed_bytes[16..].copy_from_slice(b"slocheck-drift!!");
+        let mut rng = ChaCha8Rng::from_seed(seed_bytes);
+        DriftSelection(Selector {
+            ratio: fraction,
+            offset: rng.next_u64() >> 32,
+            key: rng.next_u64(),
+        })
+    }
+
+    /// Whether request `n` of the phase is drifted (deterministic in `n`).
+    pub fn selected(&self, n: u64) -> bool {
+        self.0.selected(n)
+    }
+}
+
+#[cfg(test)]
+mod drift_tests {
+    use super::DriftSelection;
+
+    #[test]
+    fn drift_fraction_is_exact_and_seeded() {
+        let d = DriftSelection::new(42, 1, 0.6);
+        let picked: Vec<bool> = (0..5000).map(|n| d.selected(n)).collect();
+        let count = picked.iter().filter(|x| **x).count() as f64;
+        assert!((count - 3000.0).abs() <= 2.0, "{count}");
+        let other: Vec<bool> = (0..5000)
+            .map(|n| DriftSelection::new(43, 1, 0.6).selected(n))
+            .collect();
+        assert_ne!(picked, other);
+        assert!((0..100).all(|n| DriftSelection::new(1, 0, 1.0).selected(n)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

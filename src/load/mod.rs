@@ -8,6 +8,7 @@ pub mod exporter;
 pub mod faults;
 pub mod live;
 pub mod metrics;
+pub mod model;
 pub mod pacer;
 pub mod recorder;
 pub mod summary;

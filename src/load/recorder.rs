@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::record::{PhaseRecord, SecondStats, new_histogram};
+use crate::record::{ModelTruth, PhaseRecord, SecondStats, new_histogram};
 
 /// Quarter-octave buckets from 1 µs: 4 per power of two up to 2^27 µs (> 60 s).
 const SECOND_BUCKETS: usize = 4 * 28;
@@ -126,6 +126,9 @@ pub struct Recorder {
     /// Open loop: actual send − intended send, µs (the generator's own error).
     lag: Histogram<u64>,
     seconds: Vec<SecondAcc>,
+    /// With `[model]` only: one small sample per answered prediction (the
+    /// exact expected accuracy of any window needs each one).
+    pub model: ModelTruth,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -151,6 +154,7 @@ impl Recorder {
             service: new_histogram(),
             lag: new_histogram(),
             seconds: vec![SecondAcc::default(); secs],
+            model: ModelTruth::default(),
         }
     }
 
@@ -263,6 +267,7 @@ impl Recorder {
         for (a, b) in self.seconds.iter_mut().zip(o.seconds.iter()) {
             a.merge(b);
         }
+        self.model.merge(&o.model);
     }
 
     /// The phase's record over `[start, end]`; the per-second series covers
@@ -316,6 +321,7 @@ impl Recorder {
             latency_service: self.service,
             scheduler_lag: self.lag,
             per_second,
+            model: self.model,
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct Global {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScrapeConfig {
     pub job_name: String,
+    /// True for a Pushgateway: keep the `job`/`instance` the batch job pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub honor_labels: Option<bool>,
     pub metrics_path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
@@ -69,6 +72,23 @@ impl From<&ScrapeTls> for TlsConfig {
     }
 }
 
+impl ScrapeConfig {
+    /// The scrape of a Pushgateway at `host:port`, under job `job_name`,
+    /// with `honor_labels: true` as the Pushgateway documentation requires.
+    pub fn pushgateway(job_name: &str, host_port: &str) -> ScrapeConfig {
+        ScrapeConfig {
+            job_name: job_name.into(),
+            honor_labels: Some(true),
+            metrics_path: "/metrics".into(),
+            scheme: None,
+            tls_config: None,
+            static_configs: vec![StaticConfig {
+                targets: vec![host_port.into()],
+            }],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StaticConfig {
     pub targets: Vec<String>,
@@ -90,6 +110,7 @@ impl ScrapeConfig {
     pub fn new(job: &str, targets: &[String], metrics_path: &str) -> ScrapeConfig {
         ScrapeConfig {
             job_name: job.into(),
+            honor_labels: None,
             metrics_path: metrics_path.into(),
             scheme: None,
             tls_config: None,
@@ -125,6 +146,7 @@ impl PromConfig {
                 .collect(),
             scrape_configs: vec![ScrapeConfig {
                 job_name: job.into(),
+                honor_labels: None,
                 metrics_path: metrics_path.into(),
                 scheme: None,
                 tls_config: None,
@@ -259,6 +281,24 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    #[test]
+    fn a_pushgateway_scrape_honours_labels() {
+        let mut cfg = PromConfig::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            "j",
+            &["127.0.0.1:1".into()],
+            "/metrics",
+            &[],
+            &[],
+        );
+        cfg.scrape_configs
+            .push(ScrapeConfig::pushgateway("pushgateway", "127.0.0.1:9091"));
+        let yaml = cfg.to_yaml().expect("yaml");
+        assert_eq!(yaml.matches("honor_labels: true").count(), 1, "{yaml}");
+        assert!(yaml.contains("127.0.0.1:9091"), "{yaml}");
     }
 
     #[test]

@@ -143,8 +143,33 @@ fn scale_ast(expr: &mut Expr, factor: f64) {
             ms.range = scale_duration(ms.range, factor);
             scale_offset(&mut ms.vs.offset, factor);
         }
+        // `time() - push_time_seconds > 900`: the number is an age in
+        // seconds, a duration like any range, so it is scaled too.
+        Expr::Binary(b) if b.op.is_comparison_operator() => {
+            let number = if is_age(&b.lhs) {
+                &mut b.rhs
+            } else if is_age(&b.rhs) {
+                &mut b.lhs
+            } else {
+                return;
+            };
+            if let Expr::NumberLiteral(n) = &mut **number {
+                n.val /= factor;
+            }
+        }
         _ => {}
     });
+}
+
+/// `time() - x`, possibly in parentheses: an age in seconds.
+fn is_age(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(p) => is_age(&p.expr),
+        Expr::Binary(b) if b.op.to_string() == "-" => {
+            matches!(&*b.lhs, Expr::Call(c) if c.func.name == "time")
+        }
+        _ => false,
+    }
 }
 
 /// The tree with label matchers in a fixed order: the printer may reorder

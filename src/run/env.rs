@@ -23,12 +23,16 @@ use crate::prom::launcher::{self, LaunchConfig, ManagedPrometheus};
 use crate::prom::rules::RuleFile;
 use crate::prom::timescale::ScaledFile;
 use crate::prom::{PromClient, PromError};
+use crate::pushgateway::{self, ManagedPushgateway};
 use crate::signals::Interrupt;
 use crate::target::{TargetConfig, TargetHandle};
 use crate::verify::alert::RuleTiming;
 
 /// How long to wait for Prometheus's first successful scrape of the target.
 const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Scrape job of the Pushgateway; with `honor_labels` the pushed series
+/// keep the batch job's own `job` label.
+pub const PUSHGATEWAY_JOB: &str = "pushgateway";
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
@@ -42,6 +46,10 @@ pub struct Env {
     pub query_timeout: Option<Duration>,
     /// Recorder + managed Alertmanager, when the scenario checks delivery.
     pub alerting: Option<AlertStack>,
+    /// With `[model]`: the managed Pushgateway (None for the user's own).
+    pub pushgateway: Option<ManagedPushgateway>,
+    /// With `[model]`: where the batch job pushes.
+    pub pushgateway_url: Option<Url>,
     /// The time-scaled rule copies the managed Prometheus loads.
     pub scaled: Vec<ScaledFile>,
     /// Removed after the children stopped (they write into it).
@@ -160,6 +168,11 @@ impl Env {
                     }
                     self.alerting = Some(started?);
                 }
+                let started = self.start_pushgateway(plan, Some(&dir), cancel).await;
+                if cancel.is_cancelled() {
+                    return Err(interrupted());
+                }
+                started?;
                 let paths = self.scaled.iter().map(|s| s.scaled.clone()).collect();
                 let client = self
                     .start_managed(plan, bin, dir, paths, target, cancel)
@@ -172,15 +185,53 @@ impl Env {
                     timings: prepared.timings,
                 }
             }
-            PromSource::External { url } => PromUp {
-                client: self.use_external(&url, plan).await?,
-                timings: rules::timings(&setup.rules),
-            },
+            PromSource::External { url } => {
+                self.start_pushgateway(plan, None, cancel).await?;
+                PromUp {
+                    client: self.use_external(&url, plan).await?,
+                    timings: rules::timings(&setup.rules),
+                }
+            }
         };
         if cancel.is_cancelled() {
             return Err(interrupted());
         }
         Ok(up)
+    }
+
+    /// With `[model]`: starts a Pushgateway in `run_dir` (or checks the
+    /// user's) before Prometheus, which then scrapes it.
+    async fn start_pushgateway(
+        &mut self,
+        plan: &Plan,
+        run_dir: Option<&Path>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let Some(model) = &plan.model else {
+            return Ok(());
+        };
+        let url = match (&model.pushgateway_url, run_dir) {
+            (Some(url), _) => {
+                pushgateway::check_reachable(url).await?;
+                url.clone()
+            }
+            (None, Some(dir)) => {
+                let bin = pushgateway::find_binary(None)?;
+                let pg = ManagedPushgateway::start(&bin, dir, cancel).await?;
+                eprintln!("slocheck: pushgateway {} ready at {}", pg.pid(), pg.url());
+                let url = pg.url().clone();
+                self.pushgateway = Some(pg);
+                url
+            }
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "{}: an external Prometheus cannot scrape the Pushgateway slocheck would start (hint: set [model] pushgateway_url to the Pushgateway your Prometheus scrapes with honor_labels: true)",
+                    plan.source.display()
+                )));
+            }
+        };
+        self.pushgateway_url = Some(url);
+        Ok(())
     }
 
     /// The run directory (Prometheus config, scaled rules, logs, TSDB), once
@@ -204,6 +255,22 @@ impl Env {
         let path = guard.path();
         self.run_dir = Some(guard);
         Ok(path)
+    }
+
+    /// Scrape jobs beside the target's: the generator's own metrics
+    /// (`--metrics-listen`) and the Pushgateway the batch job pushes to.
+    fn extra_scrape_jobs(&self) -> Vec<crate::prom::config::ScrapeConfig> {
+        use crate::prom::config::ScrapeConfig;
+        let generator = self
+            .generator
+            .iter()
+            .map(|g| ScrapeConfig::new(exporter::JOB, &[g.addr.to_string()], "/metrics"));
+        let pushgateway = self.pushgateway_url.as_ref().map(|u| {
+            let host = u.host_str().unwrap_or("127.0.0.1");
+            let port = u.port_or_known_default().unwrap_or(80);
+            ScrapeConfig::pushgateway(PUSHGATEWAY_JOB, &format!("{host}:{port}"))
+        });
+        generator.chain(pushgateway).collect()
     }
 
     /// Serves the generator's own metrics on `addr` (before Prometheus
@@ -256,17 +323,7 @@ impl Env {
                 .as_ref()
                 .map(AlertStack::target)
                 .unwrap_or_default(),
-            extra_jobs: self
-                .generator
-                .iter()
-                .map(|g| {
-                    crate::prom::config::ScrapeConfig::new(
-                        exporter::JOB,
-                        &[g.addr.to_string()],
-                        "/metrics",
-                    )
-                })
-                .collect(),
+            extra_jobs: self.extra_scrape_jobs(),
             scrape_tls: (target.scheme() == "https").then(|| plan.transport.tls.clone()),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
@@ -315,6 +372,9 @@ impl Env {
         if let Some(a) = self.alerting.as_mut() {
             a.check_alive()?;
         }
+        if let Some(p) = self.pushgateway.as_mut() {
+            p.check_alive()?;
+        }
         match self.prometheus.as_mut() {
             Some(p) => Ok(p.check_alive()?),
             None => Ok(()),
@@ -333,6 +393,11 @@ impl Env {
         }
         if let Some(a) = self.alerting.take()
             && let Err(e) = a.stop().await
+        {
+            eprintln!("slocheck: warning: {}", crate::error::chain(&e));
+        }
+        if let Some(p) = self.pushgateway.take()
+            && let Err(e) = p.stop().await
         {
             eprintln!("slocheck: warning: {}", crate::error::chain(&e));
         }

@@ -226,6 +226,12 @@ async fn execute(
         plan.phases.len(),
         crate::timeutil::human(plan.total_duration())
     );
+    // The batch job keeps its schedule through the settle period, so the
+    // last phase is evaluated too; it stops before verification, and any
+    // early return stops it (and its running job) through the guard.
+    let cron_stop = cancel.child_token();
+    let _cron_guard = cron_stop.clone().drop_guard();
+    let cron = start_evaluation(&plan, env, &target_url, &cron_stop)?;
     let (record, died) = load_pass(&plan, &target_url, opts.progress, env, cancel).await;
     let record = record?;
     session.record = Some(record.clone());
@@ -244,6 +250,18 @@ async fn execute(
     tokio::select! {
         _ = tokio::time::sleep(plan.prometheus.settle) => {}
         _ = cancel.cancelled() => return Err(interrupted()),
+    }
+    cron_stop.cancel();
+    if let Some(cron) = cron
+        && let Ok(stats) = cron.await
+    {
+        eprintln!(
+            "slocheck: evaluation batch job ran {} times ({} failed, {} skipped)",
+            stats.runs, stats.failures, stats.skipped
+        );
+        if let Some(e) = &stats.last_error {
+            eprintln!("slocheck: warning: last evaluation failure: {e}");
+        }
     }
     env.check_alive()?;
     let observed = VerifyInputs {
@@ -319,12 +337,64 @@ fn check_inputs(plan: &Plan, rule_files: &[RuleFile]) -> Result<(), Error> {
                 plan.source.display()
             )));
         }
+        if plan
+            .model
+            .as_ref()
+            .is_some_and(|m| m.pushgateway_url.is_none())
+        {
+            return Err(Error::Invalid(format!(
+                "{}: an external Prometheus cannot scrape the Pushgateway slocheck would start (hint: set [model] pushgateway_url to the Pushgateway your Prometheus scrapes with honor_labels: true)",
+                plan.source.display()
+            )));
+        }
     }
     rules::check_time_scale(plan, rule_files)?;
     if let Some(am) = &plan.alertmanager {
         crate::alertmanager::stack::precheck(am, plan.prometheus.time_scale)?;
     }
     Ok(())
+}
+
+/// With `[model]`: schedules `slocheck evaluate` (this very binary) against
+/// the target's prediction log and the run's Pushgateway.
+fn start_evaluation(
+    plan: &Plan,
+    env: &Env,
+    target_url: &Url,
+    stop: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<crate::evaluate::cron::CronStats>>, Error> {
+    let (Some(model), Some(pushgateway)) = (&plan.model, &env.pushgateway_url) else {
+        return Ok(None);
+    };
+    let bin = std::env::current_exe()
+        .map_err(|e| Error::Environment(format!("cannot find slocheck's own binary: {e}")))?;
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let source = format!("{}/predictions", target_url.as_str().trim_end_matches('/'));
+    let cfg = crate::evaluate::cron::CronConfig {
+        bin,
+        args: vec![
+            "--source".into(),
+            source,
+            "--pushgateway".into(),
+            pushgateway.to_string(),
+            "--job".into(),
+            model.job.clone(),
+            "--window".into(),
+            ms(model.window),
+            "--label-delay".into(),
+            ms(model.label_delay),
+            "--timeout".into(),
+            ms(model.evaluate_every.max(Duration::from_secs(2))),
+        ],
+        every: model.evaluate_every,
+        phases: plan
+            .phases
+            .iter()
+            .map(|p| (p.duration, p.evaluate))
+            .collect(),
+        log: env.run_dir().map(|d| d.join("evaluate.log")),
+    };
+    Ok(Some(crate::evaluate::cron::spawn(cfg, stop.clone())))
 }
 
 /// One pass of the plan's phases at `target` with the progress display.

@@ -10,7 +10,8 @@ use super::raw::{Dur, RawAggregate, RawExpect, S, parse_duration};
 use super::{AlertRef, validate_promql};
 use crate::plan::*;
 
-const KINDS: &str = "latency_quantile, error_ratio, alert, notified, promql, latency_mean, load";
+const KINDS: &str =
+    "latency_quantile, error_ratio, alert, notified, promql, latency_mean, load, model_quality";
 
 pub(super) fn resolve_expects(
     list: &[S<RawExpect>],
@@ -56,6 +57,7 @@ pub(super) fn resolve_expects(
             ("promql", e.promql.as_ref().map(S::span)),
             ("latency_mean", e.latency_mean.as_ref().map(S::span)),
             ("load", e.load.as_ref().map(S::span)),
+            ("model_quality", e.model_quality.as_ref().map(S::span)),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -99,6 +101,7 @@ pub(super) fn resolve_expects(
                 ExpectKind::Notified(n)
             }),
             "load" => load(e, &path, phases, cx),
+            "model_quality" => model_quality(e, &path, phases, cx),
             _ => promql(e, &path, &span, phases, cx),
         };
         if let Some(kind) = kind {
@@ -173,6 +176,10 @@ fn check_keys_apply(e: &RawExpect, kind: &str, path: &str, cx: &mut Ctx<'_>) -> 
         _ => &[],
     };
     let hint = match kind {
+        "model_quality" => {
+            "put phase and the bound inside: model_quality = { metric = \"accuracy\", phase = \"drift\", below = 0.9 }"
+                .to_string()
+        }
         "error_ratio" => {
             "put phase and the bound inside: error_ratio = { phase = \"spike\", below = 0.01 }"
                 .to_string()
@@ -530,6 +537,101 @@ fn load(e: &RawExpect, path: &str, phases: &[&str], cx: &mut Ctx<'_>) -> Option<
         min_achieved_ratio: ratio,
         max_dropped: dropped,
     }))
+}
+
+/// Metric names a `model_quality` expectation accepts.
+pub const QUALITY_METRICS: &str = "accuracy, recall, precision";
+
+fn model_quality(
+    e: &RawExpect,
+    path: &str,
+    phases: &[&str],
+    cx: &mut Ctx<'_>,
+) -> Option<ExpectKind> {
+    let t = e.model_quality.as_ref()?;
+    let path = join(path, "model_quality");
+    let r = t.get_ref();
+    let phase = phase_ref(Some(&r.phase), &join(&path, "phase"), &t.span(), phases, cx);
+    let class = r.class.as_ref().map(|c| c.get_ref().clone());
+    let metric = match (r.metric.get_ref().as_str(), class) {
+        ("accuracy", None) => Some(QualityMetric::Accuracy),
+        ("recall", Some(class)) => Some(QualityMetric::Recall { class }),
+        ("precision", Some(class)) => Some(QualityMetric::Precision { class }),
+        ("accuracy", Some(_)) => {
+            let at = r.class.as_ref().map_or(t.span(), S::span);
+            cx.error_hint(
+                &at,
+                &join(&path, "class"),
+                "class does not apply to accuracy",
+                "use metric = \"recall\" or \"precision\" for one class",
+            );
+            None
+        }
+        ("recall" | "precision", None) => {
+            cx.error_hint(
+                &r.metric.span(),
+                &join(&path, "class"),
+                format!("metric \"{}\" needs a class", r.metric.get_ref()),
+                "add class = \"setosa\" (a label value of the data)",
+            );
+            None
+        }
+        (other, _) => {
+            cx.error_hint(
+                &r.metric.span(),
+                &join(&path, "metric"),
+                format!("unknown model-quality metric \"{other}\""),
+                &format!("metrics: {QUALITY_METRICS}"),
+            );
+            None
+        }
+    };
+    let near_expected = matches!(
+        r.near.as_ref().map(S::get_ref),
+        Some(toml::Value::String(s)) if s == "expected"
+    );
+    let bound = if near_expected {
+        match r.tolerance.as_ref() {
+            Some(tv) => match conv_ratio(tv.get_ref()) {
+                Ok(tolerance) => Some(QualityBound::NearExpected { tolerance }),
+                Err(msg) => {
+                    cx.error(&tv.span(), &join(&path, "tolerance"), msg);
+                    None
+                }
+            },
+            None => {
+                cx.error_hint(
+                    &t.span(),
+                    &join(&path, "near"),
+                    "near without tolerance",
+                    "add tolerance, e.g. tolerance = 0.02",
+                );
+                None
+            }
+        }
+    } else {
+        let keys = BoundKeys {
+            below: r.below.as_ref(),
+            above: r.above.as_ref(),
+            near: r.near.as_ref(),
+            tolerance: r.tolerance.as_ref(),
+            between: r.between.as_ref(),
+        };
+        bound(
+            &keys,
+            &path,
+            &t.span(),
+            conv_ratio,
+            "above = 0.9, or near = \"expected\", tolerance = 0.02",
+            cx,
+        )
+        .map(QualityBound::Fixed)
+    };
+    Some(ExpectKind::ModelQuality {
+        metric: metric?,
+        phase: phase?,
+        bound: bound?,
+    })
 }
 
 fn alert(

@@ -214,6 +214,14 @@ pub(super) fn resolve_phase(
         Some(f) => super::faults::resolve_faults(f.get_ref(), &join(path, "faults"), cx),
         None => Some(FaultSpec::default()),
     };
+    let drift = match p.faults.as_ref().and_then(|f| f.get_ref().drift.as_ref()) {
+        Some(d) => {
+            let r = super::model::resolve_drift(d, &join(path, "faults.drift"), cx);
+            ok &= r.is_some();
+            r
+        }
+        None => None,
+    };
     // With a broken [load] the mode is unknown: skip mode-dependent checks
     // rather than report errors that follow from the first one.
     let load = load?;
@@ -275,6 +283,8 @@ pub(super) fn resolve_phase(
             rate,
             concurrency,
             faults,
+            drift,
+            evaluate: p.evaluate.unwrap_or(true),
         }),
         _ => None,
     }

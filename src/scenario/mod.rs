@@ -10,6 +10,7 @@ mod expect;
 mod faults;
 mod load;
 mod metrics;
+mod model;
 mod notified;
 mod prometheus;
 mod promql;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Diagnostics, Location, ScenarioError};
 pub use faults::DEFAULT_FAULT_STATUS;
+pub use model::body_features;
 pub use prometheus::DEFAULT_RULE_FILES;
 pub use promql::validate_promql;
 pub use target::DEFAULT_BODY;

@@ -178,7 +178,7 @@ mod tests {
             ),
             (
                 "[[expect]]\nnotified = \"X\"\nalert = \"X\"\n",
-                "expectation must have exactly one of latency_quantile, error_ratio, alert, notified, promql, latency_mean, load, got alert and notified",
+                "expectation must have exactly one of latency_quantile, error_ratio, alert, notified, promql, latency_mean, load, model_quality, got alert and notified",
             ),
             (
                 "[alertmanager]\nconfig = \"nope.yml\"\n",

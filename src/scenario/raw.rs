@@ -25,6 +25,39 @@ pub struct RawScenario {
     pub expect: Option<Vec<S<RawExpect>>>,
     pub alertmanager: Option<S<RawAlertmanager>>,
     pub metrics: Option<S<super::metrics::RawMetrics>>,
+    pub model: Option<S<RawModel>>,
+}
+
+/// `[model]`: labels in the bodies and the evaluation batch job.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub label_key: S<String>,
+    pub evaluate_every: Option<S<Dur>>,
+    pub window: Option<S<Dur>>,
+    pub label_delay: Option<S<Dur>>,
+    pub job: Option<S<String>>,
+    pub pushgateway_url: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    pub shift: S<f64>,
+    pub fraction: Option<S<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelQuality {
+    pub metric: S<String>,
+    pub class: Option<S<String>>,
+    pub phase: S<String>,
+    pub below: Option<S<toml::Value>>,
+    pub above: Option<S<toml::Value>>,
+    pub near: Option<S<toml::Value>>,
+    pub tolerance: Option<S<toml::Value>>,
+    pub between: Option<S<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +138,7 @@ pub struct RawPhase {
     pub rate: Option<S<RawRate>>,
     pub concurrency: Option<S<i64>>,
     pub faults: Option<S<RawFaults>>,
+    pub evaluate: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +148,7 @@ pub struct RawFaults {
     pub status: Option<S<i64>>,
     pub latency_ratio: Option<S<f64>>,
     pub delay: Option<S<RawDelay>>,
+    pub drift: Option<S<RawDrift>>,
 }
 
 /// One `[[expect]]` table. The kind keys and their options share one flat
@@ -149,6 +184,7 @@ pub struct RawExpect {
     /// `latency_mean = { phase = "baseline", below = "200ms" }`.
     pub latency_mean: Option<S<RawErrorRatio>>,
     pub load: Option<S<RawLoadExpect>>,
+    pub model_quality: Option<S<RawModelQuality>>,
 }
 
 /// `load = { phase = "spike", min_achieved_ratio = 0.99, max_dropped = 0 }`:

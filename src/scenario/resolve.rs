@@ -130,6 +130,19 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
     if let Some(m) = &metrics {
         super::metrics::check_answerable(m, raw.expect.as_deref().unwrap_or(&[]), cx);
     }
+    let mut request = request;
+    let model = raw.model.as_ref().and_then(|m| {
+        let body_file = raw
+            .target
+            .as_ref()
+            .and_then(|t| t.get_ref().request.as_ref())
+            .and_then(|r| r.get_ref().body_file.as_ref())
+            .map(|f| (dir.join(f.get_ref()), f.get_ref().clone()));
+        let file = body_file.as_ref().map(|(p, s)| (p.as_path(), s.as_str()));
+        super::model::resolve_model(m, request.as_mut(), file, cx)
+    });
+    super::model::check_drift_bodies(&raw, request.as_ref(), cx);
+    super::model::check_quality_expects(raw.model.is_some(), &raw, cx);
 
     let alertmanager =
         super::notified::resolve_alertmanager(raw.alertmanager.as_ref(), &expects, &dir, cx);
@@ -150,6 +163,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         alertmanager,
         metrics: metrics?,
         transport: transport?,
+        model,
     };
     let spans = ScenarioSpans {
         file: file.to_path_buf(),

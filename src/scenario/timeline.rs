@@ -102,6 +102,22 @@ fn write_timeline(plan: &Plan, s: &mut String) -> std::fmt::Result {
         )?;
     }
 
+    if let Some(m) = &plan.model {
+        let pg = m
+            .pushgateway_url
+            .as_ref()
+            .map_or_else(|| "managed pushgateway".to_string(), |u| u.to_string());
+        writeln!(
+            s,
+            "model       labels from \"{}\" ({} bodies); `slocheck evaluate` every {} over {} (labels after {}), pushed to {pg} as job {}",
+            m.label_key,
+            m.labels.len(),
+            d(m.evaluate_every),
+            d(m.window),
+            d(m.label_delay),
+            m.job
+        )?;
+    }
     writeln!(s, "\nphases (one pass: {})", d(plan.total_duration()))?;
     let mut start = Duration::ZERO;
     for (i, ph) in plan.phases.iter().enumerate() {
@@ -156,6 +172,18 @@ fn write_timeline(plan: &Plan, s: &mut String) -> std::fmt::Result {
                 num(l.ratio * 100.0),
                 share(l.ratio)
             )?;
+        }
+        if let Some(x) = ph.drift {
+            writeln!(
+                s,
+                "       input drift: features +{} sd on {}%{}",
+                num(x.shift),
+                num(x.fraction * 100.0),
+                share(x.fraction)
+            )?;
+        }
+        if plan.model.is_some() && !ph.evaluate {
+            writeln!(s, "       evaluation batch job stopped")?;
         }
         start = end;
     }
@@ -244,5 +272,18 @@ fn describe(k: &ExpectKind) -> String {
         }
         ExpectKind::Notified(n) => n.describe(),
         ExpectKind::Load(l) => l.describe(),
+        ExpectKind::ModelQuality {
+            metric,
+            phase,
+            bound: b,
+        } => {
+            let b = match b {
+                crate::plan::QualityBound::Fixed(b) => bound(b, |x| num(*x)),
+                crate::plan::QualityBound::NearExpected { tolerance } => {
+                    format!("near the generator's expected value ± {}", num(*tolerance))
+                }
+            };
+            format!("model {} in {phase} {b}", metric.describe())
+        }
     }
 }

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::model::{CLASS_NAMES, N_CLASSES};
+use super::model::{CLASS_NAMES, FEATURE_NAMES, N_CLASSES, N_FEATURES};
 
 /// Content type of the exposition (Prometheus text format 0.0.4), as
 /// documented by prometheus-client for its `prometheus_text` encoder.
@@ -54,7 +54,21 @@ pub const PRECREATED_STATUSES: [u16; 8] = [200, 400, 422, 500, 502, 503, 504, 42
 
 /// Route templates the target serves; known ones are labelled without
 /// allocating.
-const KNOWN_PATHS: [&str; 4] = [PREDICT_PATH, "/healthz", "/metrics", "/admin/faults"];
+const KNOWN_PATHS: [&str; 6] = [
+    PREDICT_PATH,
+    "/healthz",
+    "/metrics",
+    "/admin/faults",
+    "/feedback",
+    "/predictions",
+];
+
+/// Buckets of `model_input_feature_value`: every Iris feature lies in
+/// 0–8 cm; half-centimetre steps up to 12 keep a drifted input in range.
+pub const FEATURE_BUCKETS: [f64; 24] = [
+    0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5,
+    10.0, 10.5, 11.0, 11.5, 12.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -74,6 +88,16 @@ pub struct ClassLabels {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeatureLabels {
+    pub feature: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedbackLabels {
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -83,6 +107,10 @@ pub struct Metrics {
     in_flight: Gauge,
     inference: Histogram,
     hot: HotSeries,
+    /// Per feature, the distribution of inputs: the input-drift signal.
+    features: [Histogram; N_FEATURES],
+    /// `accepted`, `unknown_id`, `invalid_label`.
+    feedback: [Counter; 3],
 }
 
 /// Handles to the pre-created `POST /predict` and per-class series: the hot
@@ -156,6 +184,23 @@ impl Metrics {
             by_class: CLASS_NAMES
                 .map(|class| predictions.get_or_create_owned(&ClassLabels { class })),
         };
+        let features_family: HistogramFamily<FeatureLabels> =
+            Family::new_with_constructor(|| Histogram::new(FEATURE_BUCKETS));
+        registry.register(
+            "model_input_feature_value",
+            "Values of the model's input features, per feature",
+            features_family.clone(),
+        );
+        let features = FEATURE_NAMES
+            .map(|feature| features_family.get_or_create_owned(&FeatureLabels { feature }));
+        let feedback_family = Family::<FeedbackLabels, Counter>::default();
+        registry.register(
+            "model_feedback",
+            "Ground-truth labels received by prediction id, by result",
+            feedback_family.clone(),
+        );
+        let feedback = ["accepted", "unknown_id", "invalid_label"]
+            .map(|result| feedback_family.get_or_create_owned(&FeedbackLabels { result }));
         Metrics {
             registry,
             requests,
@@ -163,7 +208,32 @@ impl Metrics {
             in_flight,
             inference,
             hot,
+            features,
+            feedback,
         }
+    }
+
+    /// Exports the training data's mean and standard deviation per feature
+    /// (`model_feature_reference_mean` / `_stddev`): the reference the
+    /// input-drift alert compares the live feature means with.
+    pub fn register_reference(&mut self, mean: &[f64; N_FEATURES], std: &[f64; N_FEATURES]) {
+        type GaugeF = Gauge<f64, std::sync::atomic::AtomicU64>;
+        let means = Family::<FeatureLabels, GaugeF>::default();
+        let stds = Family::<FeatureLabels, GaugeF>::default();
+        for (i, feature) in FEATURE_NAMES.iter().enumerate() {
+            means.get_or_create(&FeatureLabels { feature }).set(mean[i]);
+            stds.get_or_create(&FeatureLabels { feature }).set(std[i]);
+        }
+        self.registry.register(
+            "model_feature_reference_mean",
+            "Mean of each input feature in the training data",
+            means,
+        );
+        self.registry.register(
+            "model_feature_reference_stddev",
+            "Standard deviation of each input feature in the training data",
+            stds,
+        );
     }
 
     /// Prometheus text exposition of every family.
@@ -205,6 +275,22 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    pub fn record_features(&self, x: &[f64; N_FEATURES]) {
+        for (h, v) in self.features.iter().zip(x) {
+            h.observe(*v);
+        }
+    }
+
+    pub fn record_feedback(&self, accepted: u64, unknown_id: u64, invalid_label: u64) {
+        for (c, n) in self
+            .feedback
+            .iter()
+            .zip([accepted, unknown_id, invalid_label])
+        {
+            c.inc_by(n);
+        }
     }
 
     pub fn record_prediction(&self, class_index: usize, secs: f64) {
@@ -288,6 +374,9 @@ mod tests {
             "http_requests_in_flight 0",
             r#"model_predictions_total{class="virginica"} 0"#,
             "# TYPE model_inference_seconds histogram",
+            "# TYPE model_input_feature_value histogram",
+            r#"model_input_feature_value_count{feature="petal_width"} 0"#,
+            r#"model_feedback_total{result="unknown_id"} 0"#,
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

@@ -6,8 +6,10 @@
 
 pub mod admin;
 pub mod faults;
+pub mod feedback;
 pub mod metrics;
 pub mod model;
+pub mod predictions;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -12,6 +12,15 @@ pub const N_CLASSES: usize = 3;
 /// Largest accepted feature magnitude: keeps every logit finite.
 pub const MAX_ABS_FEATURE: f64 = 1e6;
 pub const CLASS_NAMES: [&str; N_CLASSES] = ["setosa", "versicolor", "virginica"];
+/// Names of the input features, in the order the model takes them; the
+/// `feature` label of the input-drift metrics.
+pub const FEATURE_NAMES: [&str; N_FEATURES] =
+    ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+
+/// Index of a class name (`"setosa"` → 0), as labels arrive from feedback.
+pub fn class_index(name: &str) -> Option<usize> {
+    CLASS_NAMES.iter().position(|c| *c == name)
+}
 
 // Fixed schedule and zero init: the same data always gives the same weights.
 const ITERATIONS: usize = 1_000;
@@ -170,6 +179,13 @@ impl IrisModel {
             class_index,
             scores,
         }
+    }
+
+    /// Mean and standard deviation of each feature in the training data: the
+    /// reference the input-drift alert compares live inputs with, and the
+    /// unit of a drift fault's shift.
+    pub fn reference(&self) -> ([f64; N_FEATURES], [f64; N_FEATURES]) {
+        (self.mean, self.std)
     }
 
     /// Fraction of `samples` predicted correctly.

@@ -11,12 +11,13 @@ use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::admin;
 use super::faults::InjectedFault;
+use super::feedback;
 use super::metrics;
 use super::model::{MAX_ABS_FEATURE, MODEL_NAME, N_CLASSES, N_FEATURES};
 use super::state::AppState;
@@ -37,6 +38,8 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/predict", predict)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/feedback", post(feedback::post_feedback))
+        .route("/predictions", get(feedback::get_predictions))
         .route(
             "/admin/faults",
             get(admin::get_faults)
@@ -152,8 +155,13 @@ struct PredictRequest {
     instances: Option<Vec<Vec<f64>>>,
 }
 
+/// Response header carrying the prediction id of a single prediction, so a
+/// client can report its label later without parsing the body.
+pub const PREDICTION_ID_HEADER: &str = "x-prediction-id";
+
 #[derive(Debug, Serialize)]
 struct PredictionBody {
+    prediction_id: String,
     class: &'static str,
     class_index: usize,
     scores: [f64; N_CLASSES],
@@ -233,8 +241,11 @@ fn run_model(state: &AppState, x: &[f64; N_FEATURES]) -> PredictionBody {
     let p = state.model().predict(x);
     if let Some(m) = state.metrics() {
         m.record_prediction(p.class_index, start.elapsed().as_secs_f64());
+        m.record_features(x);
     }
+    let id = state.predictions().record(p.class_index);
     PredictionBody {
+        prediction_id: id.to_string(),
         class: p.class(),
         class_index: p.class_index,
         scores: p.scores,
@@ -243,8 +254,13 @@ fn run_model(state: &AppState, x: &[f64; N_FEATURES]) -> PredictionBody {
 
 fn single(state: &AppState, x: &[f64; N_FEATURES]) -> Response {
     let p = run_model(state, x);
-    Json(json!({ "class": p.class, "class_index": p.class_index, "scores": p.scores, "model": MODEL_NAME }))
-        .into_response()
+    let id = HeaderValue::from_str(&p.prediction_id).ok();
+    let mut resp = Json(json!({ "prediction_id": p.prediction_id, "class": p.class, "class_index": p.class_index, "scores": p.scores, "model": MODEL_NAME }))
+        .into_response();
+    if let Some(id) = id {
+        resp.headers_mut().insert(PREDICTION_ID_HEADER, id);
+    }
+    resp
 }
 
 fn batch(state: &AppState, rows: &[Vec<f64>]) -> Response {

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::faults::{FaultConfig, FaultSampler, InjectedFault};
 use super::metrics::Metrics;
 use super::model::{IrisModel, ModelError};
+use super::predictions::PredictionLog;
 use super::server::TargetConfig;
 use crate::fault_protocol;
 
@@ -32,6 +33,8 @@ struct Shared {
     /// Cut short injected delays once the shutdown grace is over, so no
     /// connection outlives the server.
     hard_stop: CancellationToken,
+    /// Recent predictions and their late labels, for the evaluation job.
+    predictions: PredictionLog,
 }
 
 #[derive(Debug)]
@@ -40,8 +43,9 @@ struct AdminFaults {
     sampler: FaultSampler,
 }
 
-/// Training is deterministic, so one model serves every target in the process.
-fn shared_model() -> Result<&'static IrisModel, ModelError> {
+/// Training is deterministic, so one model serves every target in the
+/// process (and the load generator, which predicts what it must answer).
+pub fn shared_model() -> Result<&'static IrisModel, ModelError> {
     static MODEL: OnceLock<Result<IrisModel, ModelError>> = OnceLock::new();
     MODEL
         .get_or_init(IrisModel::train_embedded)
@@ -51,10 +55,16 @@ fn shared_model() -> Result<&'static IrisModel, ModelError> {
 
 impl AppState {
     pub fn new(cfg: &TargetConfig) -> Result<AppState, ModelError> {
+        let model = shared_model()?;
         Ok(AppState {
             inner: Arc::new(Shared {
-                model: shared_model()?,
-                metrics: cfg.metrics_enabled.then(|| Arc::new(Metrics::new())),
+                model,
+                metrics: cfg.metrics_enabled.then(|| {
+                    let mut m = Metrics::new();
+                    let (mean, std) = model.reference();
+                    m.register_reference(&mean, &std);
+                    Arc::new(m)
+                }),
                 faults_enabled: cfg.faults_enabled,
                 admin_token: cfg.admin_token.clone(),
                 admin: Mutex::new(AdminFaults {
@@ -63,6 +73,7 @@ impl AppState {
                 }),
                 admin_active: AtomicBool::new(false),
                 hard_stop: CancellationToken::new(),
+                predictions: PredictionLog::default(),
             }),
         })
     }
@@ -73,6 +84,10 @@ impl AppState {
 
     pub fn metrics(&self) -> Option<&Arc<Metrics>> {
         self.inner.metrics.as_ref()
+    }
+
+    pub fn predictions(&self) -> &PredictionLog {
+        &self.inner.predictions
     }
 
     pub fn faults_enabled(&self) -> bool {

@@ -37,6 +37,7 @@ pub mod observation;
 pub mod observe;
 pub mod outcome;
 pub mod phase;
+pub mod quality;
 pub mod queries;
 
 use crate::prom::{PromClient, PromError};

@@ -11,7 +11,9 @@ use super::phase::{AlertPhases, PhaseId, PhaseMissing, Phases};
 use crate::alertmanager::Deliveries;
 use crate::plan::{
     Aggregate, AlertExpectation, Bound, Expectation, LoadExpectation, NotifiedExpectation,
+    QualityBound, QualityMetric,
 };
+use crate::record::ModelTruth;
 
 /// What one PromQL instant query answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +145,40 @@ pub struct LoadObs<'a> {
     pub phase: PhaseId,
 }
 
+/// What the model-quality range queries answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityReading {
+    /// The last evaluation whose window lies wholly inside the phase.
+    Found(super::quality::Evaluated),
+    /// No pushed window lies inside the phase.
+    NoWindow,
+    /// Prometheus rejected a query.
+    Failed(String),
+}
+
+/// `model_quality`: the pushed metric of the batch job beside what the
+/// generator knows about the answers of the same phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelQualityObs<'a> {
+    pub metric: &'a QualityMetric,
+    pub bound: &'a QualityBound,
+    pub phase: PhaseId,
+    pub promql: String,
+    /// The range asked (unix ms): the phase start to past its end, where
+    /// later pushes may still cover the phase's last window.
+    pub range_ms: (u64, u64),
+    pub reading: QualityReading,
+    /// The generator's truth for the phase (labels, expected answers).
+    pub truth: &'a ModelTruth,
+    /// Every phase's truth: a window is judged on all answers inside it.
+    pub run_truth: Vec<&'a ModelTruth>,
+    /// Requests sent in the phase.
+    pub sent: u64,
+    /// The batch job's window and schedule, for the reason when no window fits.
+    pub window: Duration,
+    pub every: Duration,
+}
+
 /// Everything observed for one expectation.
 #[derive(Debug, Clone)]
 pub enum Observation<'a> {
@@ -155,6 +191,7 @@ pub enum Observation<'a> {
     Notified(NotifiedObs<'a>),
     LatencyMean(LatencyMeanObs<'a>),
     Load(LoadObs<'a>),
+    ModelQuality(ModelQualityObs<'a>),
 }
 
 /// Prometheus's and the client's numbers for one phase, side by side.

@@ -50,6 +50,7 @@ pub enum ExpectationKind {
     PromQl,
     LatencyMean,
     Load,
+    ModelQuality,
 }
 
 impl ExpectationKind {
@@ -72,6 +73,7 @@ impl ExpectationKind {
             ExpectKind::PromQl { .. } => ExpectationKind::PromQl,
             ExpectKind::LatencyMean { .. } => ExpectationKind::LatencyMean,
             ExpectKind::Load(_) => ExpectationKind::Load,
+            ExpectKind::ModelQuality { .. } => ExpectationKind::ModelQuality,
         }
     }
 
@@ -84,6 +86,7 @@ impl ExpectationKind {
             ExpectationKind::PromQl => "promql",
             ExpectationKind::LatencyMean => "latency_mean",
             ExpectationKind::Load => "load",
+            ExpectationKind::ModelQuality => "model_quality",
         }
     }
 }

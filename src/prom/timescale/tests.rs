@@ -377,3 +377,18 @@ fn good_fixture_scales_and_promtool_accepts_it() {
         r.expect("promtool accepts the scaled fixture");
     }
 }
+
+#[test]
+fn ages_compared_with_time_scale_like_durations() {
+    same_tree(
+        &scaled("time() - push_time_seconds{job=\"e\"} > 900", 30.0),
+        "time() - push_time_seconds{job=\"e\"} > 30",
+    );
+    same_tree(
+        &scaled("600 < (time() - max(push_time_seconds))", 20.0),
+        "30 < (time() - max(push_time_seconds))",
+    );
+    // Only ages: other numbers keep their meaning.
+    same_tree(&scaled("x - y > 900", 30.0), "x - y > 900");
+    same_tree(&scaled("rate(x[5m]) > 0.5", 20.0), "rate(x[15s]) > 0.5");
+}

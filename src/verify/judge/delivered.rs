@@ -97,6 +97,7 @@ fn phases_of(o: &Observation<'_>) -> Vec<PhaseId> {
         Observation::LatencyQuantile(o) => vec![o.phase],
         Observation::ErrorRatio(o) => vec![o.phase],
         Observation::LatencyMean(o) => vec![o.phase],
+        Observation::ModelQuality(o) => vec![o.phase],
         Observation::PromQl(o) => vec![o.phase],
         Observation::Alert(o) => {
             let p = &o.phases;

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod delivered;
 pub mod fault_ack;
 pub mod notify;
+pub mod quality;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -119,6 +120,7 @@ pub fn one(e: &Expectation, o: &Observation<'_>, cx: &Context<'_>) -> Judged {
         Observation::Notified(o) => notify::judge(o, cx),
         Observation::LatencyMean(o) => value::latency_mean(o, cx),
         Observation::Load(o) => delivered::load(o, cx),
+        Observation::ModelQuality(o) => quality::judge(o, cx),
     };
     fault_ack::apply(&e.kind, cx.phases, judged)
 }
@@ -142,6 +144,11 @@ fn expected(kind: &ExpectKind, cx: &Context<'_>) -> String {
         ExpectKind::Notified(n) => n.describe(),
         ExpectKind::LatencyMean { phase, bound } => value::latency_mean_expected(phase, bound),
         ExpectKind::Load(l) => l.describe(),
+        ExpectKind::ModelQuality {
+            metric,
+            phase,
+            bound,
+        } => quality::expected(metric, phase, bound),
     }
 }
 

@@ -11,14 +11,15 @@ use std::time::{Duration, SystemTime};
 
 use super::alert::{self, RuleTiming};
 use super::observation::{
-    AlertObs, ClientCounts, ErrorRatioObs, LatencyMeanObs, LatencyObs, LoadObs, NotifiedObs,
-    Observation, Observations, PhaseQuery, PhaseSides, PromQlObs, RangeReading, Reading,
+    AlertObs, ClientCounts, ErrorRatioObs, LatencyMeanObs, LatencyObs, LoadObs, ModelQualityObs,
+    NotifiedObs, Observation, Observations, PhaseQuery, PhaseSides, PromQlObs, QualityReading,
+    RangeReading, Reading,
 };
 use super::outcome::AlertTimeline;
 use super::phase::{AlertPhases, Delivery, PhaseId, PhaseWindow, Phases};
 use super::queries;
 use crate::alertmanager::Deliveries;
-use crate::plan::{ExpectKind, Expectation, Plan};
+use crate::plan::{ExpectKind, Expectation, Plan, QualityMetric};
 use crate::prom::{PromClient, PromError};
 use crate::record::{PhaseRecord, RunRecord};
 use crate::timeutil::unix_ms;
@@ -288,7 +289,76 @@ impl<'a> Observer<'_, 'a> {
                 Ok(id) => Observation::Load(LoadObs { spec: l, phase: id }),
                 Err(m) => Observation::PhaseMissing(m),
             },
+            ExpectKind::ModelQuality {
+                metric,
+                phase,
+                bound,
+            } => match one(phase) {
+                Ok(id) => self.model_quality(metric, bound, id).await?,
+                Err(m) => Observation::PhaseMissing(m),
+            },
         })
+    }
+
+    /// The pushed metric and the window gauges from the phase start until
+    /// the batch job can no longer push a window inside the phase.
+    async fn model_quality(
+        &self,
+        metric: &'a QualityMetric,
+        bound: &'a crate::plan::QualityBound,
+        id: PhaseId,
+    ) -> Result<Observation<'a>, PromError> {
+        use super::quality::{gauge_query, last_inside, metric_query};
+        use crate::evaluate::push::{SAMPLES, WINDOW_END, WINDOW_START};
+        let p = self.record(id);
+        let (job, window, every) = match &self.inp.plan.model {
+            Some(m) => (m.job.as_str(), m.window, m.evaluate_every),
+            None => ("", Duration::ZERO, Duration::ZERO),
+        };
+        let promql = metric_query(metric, job);
+        let (from, to) = (p.start, self.inp.until.min(p.end + window + every));
+        let step = self.inp.plan.prometheus.evaluation_interval;
+        let mut series = Vec::with_capacity(4);
+        let mut failed = None;
+        for q in [
+            promql.clone(),
+            gauge_query(WINDOW_START, job),
+            gauge_query(WINDOW_END, job),
+            gauge_query(SAMPLES, job),
+        ] {
+            match soft(self.client.query_range(&q, from, to, step).await)? {
+                Ok(s) => series.push(s.into_iter().next().map(|s| s.points).unwrap_or_default()),
+                Err(msg) => {
+                    failed = Some(msg);
+                    break;
+                }
+            }
+        }
+        let reading = match failed {
+            Some(msg) => QualityReading::Failed(msg),
+            None => last_inside(
+                &series[0],
+                &series[1],
+                &series[2],
+                &series[3],
+                unix_ms(p.start),
+                unix_ms(p.end),
+            )
+            .map_or(QualityReading::NoWindow, QualityReading::Found),
+        };
+        Ok(Observation::ModelQuality(ModelQualityObs {
+            metric,
+            bound,
+            phase: id,
+            promql,
+            range_ms: (unix_ms(from), unix_ms(to)),
+            reading,
+            truth: &p.model,
+            run_truth: self.inp.record.phases.iter().map(|p| &p.model).collect(),
+            sent: p.sent,
+            window,
+            every,
+        }))
     }
 
     /// `expr` at every evaluation of the phase.
