@@ -86,6 +86,12 @@ fn rendered() -> Option<Vec<Value>> {
     Some(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// The rendered object of `kind` named `name`.
+fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
 #[test]
 fn kustomize_renders_every_object_the_walkthrough_needs() {
     let Some(docs) = rendered() else { return };
@@ -106,6 +112,9 @@ fn kustomize_renders_every_object_the_walkthrough_needs() {
         ("ServiceMonitor", "slocheck-target"),
         ("PrometheusRule", "slocheck-rules"),
         ("Job", "slocheck-load"),
+        ("Job", "slocheck-coordinator"),
+        ("Service", "slocheck-coordinator"),
+        ("AlertmanagerConfig", "slocheck"),
     ] {
         assert!(kinds.contains(&want), "{want:?} not rendered: {kinds:?}");
     }
@@ -113,8 +122,8 @@ fn kustomize_renders_every_object_the_walkthrough_needs() {
         assert_eq!(d["metadata"]["namespace"], "slocheck", "{d}");
     }
     // The ServiceMonitor must select the Service and name one of its ports.
-    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).expect(kind);
-    let (svc, sm) = (find("Service"), find("ServiceMonitor"));
+    let svc = object(&docs, "Service", "slocheck-target").expect("target Service");
+    let sm = object(&docs, "ServiceMonitor", "slocheck-target").expect("ServiceMonitor");
     for (k, v) in sm["spec"]["selector"]["matchLabels"]
         .as_object()
         .expect("matchLabels")
@@ -132,9 +141,12 @@ fn kustomize_renders_every_object_the_walkthrough_needs() {
 }
 
 /// The CRD's schema for `apiVersion`'s version of `kind`, from the
-/// Prometheus Operator CRDs shipped in `../shared/k8s/crds/`.
+/// Prometheus Operator CRDs shipped in `../shared/k8s/crds/` (or
+/// `$SLOCHECK_K8S_CRDS`, for a checkout that is not beside `shared/`).
 fn crd_schema(kind: &str, api_version: &str) -> Option<Value> {
-    let dir = repo().join("../shared/k8s/crds");
+    let dir = std::env::var_os("SLOCHECK_K8S_CRDS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/k8s/crds"));
     if !dir.is_dir() {
         let msg = format!(
             "{} not found (the Prometheus Operator CRD schemas sit in shared/ beside the checkout)",
@@ -189,8 +201,8 @@ fn operator_objects_pass_the_crd_schemas() {
         checked += 1;
     }
     assert!(
-        checked >= 2,
-        "expected a ServiceMonitor and a PrometheusRule"
+        checked >= 3,
+        "expected a ServiceMonitor, a PrometheusRule and an AlertmanagerConfig"
     );
 }
 
@@ -213,6 +225,36 @@ fn the_crd_check_rejects_a_malformed_service_monitor() {
 }
 
 #[test]
+fn the_crd_check_rejects_a_broken_alertmanager_config() {
+    let Some(docs) = rendered() else { return };
+    let amc = object(&docs, "AlertmanagerConfig", "slocheck")
+        .expect("AlertmanagerConfig")
+        .clone();
+    let Some(errors) = crd_errors(&amc) else {
+        return;
+    };
+    assert!(errors.is_empty(), "the shipped one must pass: {errors:?}");
+    // A receiver without its name, and a matcher with an operator
+    // Alertmanager does not have: each alone must fail.
+    let mut nameless = amc.clone();
+    nameless["spec"]["receivers"][0]
+        .as_object_mut()
+        .expect("receiver")
+        .remove("name");
+    let mut bad_match = amc;
+    bad_match["spec"]["route"]["matchers"][0]["matchType"] = "==".into();
+    for (what, broken) in [("nameless receiver", nameless), ("matchType ==", bad_match)] {
+        let Some(errors) = crd_errors(&broken) else {
+            return;
+        };
+        assert!(
+            !errors.is_empty(),
+            "{what}: a broken AlertmanagerConfig passed the CRD schema"
+        );
+    }
+}
+
+#[test]
 fn core_objects_pass_kubernetes_validate() {
     let Some(docs) = rendered() else { return };
     let Some(py) = common::python() else { return };
@@ -226,7 +268,7 @@ fn core_objects_pass_kubernetes_validate() {
                 .contains("monitoring.coreos.com")
         })
         .collect();
-    assert!(core.len() >= 5, "{core:?}");
+    assert!(core.len() >= 7, "{core:?}");
     let mut paths = vec![];
     for (i, d) in core.iter().enumerate() {
         let p = sb.write(
@@ -283,4 +325,433 @@ fn prometheusrule_groups_pass_promtool() {
         .output()
         .expect("promtool");
     assert!(o.status.success(), "{}", dump(&o));
+}
+
+/// `args` of the first container of a Job's (or Deployment's) pod template.
+fn args(obj: &Value) -> Vec<String> {
+    obj["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value after `flag` in `args` (`--flag VALUE`), if present.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+/// The env entry `name` of a pod template's first container.
+fn env<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
+    obj["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
+/// Does `url` address `svc` (in `namespace`) on `port`, as a pod of the
+/// namespace (`svc`) or any pod of the cluster (`svc.ns.svc[.cluster.local]`)
+/// would? Returns what is wrong.
+fn addresses_service(url: &str, svc: &Value, namespace: &str) -> Result<reqwest::Url, String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+    let host = u.host_str().unwrap_or_default();
+    let hosts = [
+        name.to_string(),
+        format!("{name}.{namespace}"),
+        format!("{name}.{namespace}.svc"),
+        format!("{name}.{namespace}.svc.cluster.local"),
+    ];
+    if !hosts.iter().any(|h| h == host) {
+        return Err(format!("{url}: host {host:?} is not Service {name}"));
+    }
+    let port = u.port_or_known_default().unwrap_or_default();
+    let ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if !ports.iter().any(|p| p["port"] == port) {
+        return Err(format!(
+            "{url}: port {port} is not a port of Service {name}"
+        ));
+    }
+    Ok(u)
+}
+
+/// Everything the sharded run needs to agree on across the objects: what
+/// `tests/k8s.rs` checks on the shipped manifests, and on mutated copies to
+/// prove each check can fail. Empty when all is well.
+fn sharding_problems(docs: &[Value]) -> Vec<String> {
+    let mut problems = vec![];
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    let null = Value::Null;
+    let get = |kind: &str, name: &str| object(docs, kind, name).unwrap_or(&null);
+    let load = get("Job", "slocheck-load");
+    let coord = get("Job", "slocheck-coordinator");
+    let coord_svc = get("Service", "slocheck-coordinator");
+    let target_svc = get("Service", "slocheck-target");
+    let secret = get("Secret", "slocheck-token");
+    let amc = get("AlertmanagerConfig", "slocheck");
+    let ns = coord["metadata"]["namespace"].as_str().unwrap_or_default();
+    let (load_args, coord_args) = (args(load), args(coord));
+
+    // The Indexed Job runs N pods at once, and N agrees everywhere.
+    check(
+        load["spec"]["completionMode"] == "Indexed",
+        format!(
+            "load Job completionMode is {}",
+            load["spec"]["completionMode"]
+        ),
+    );
+    let completions = load["spec"]["completions"].as_u64();
+    check(
+        completions.is_some() && load["spec"]["parallelism"].as_u64() == completions,
+        format!(
+            "parallelism {} != completions {}: the shards wait for each other",
+            load["spec"]["parallelism"], load["spec"]["completions"]
+        ),
+    );
+    check(
+        load["spec"]["backoffLimit"] == 0,
+        "a failed shard must not be retried (backoffLimit: 0)".into(),
+    );
+    let shard = flag(&load_args, "--shard").unwrap_or_default();
+    let (index, n) = shard.split_once('/').unwrap_or_default();
+    check(
+        index == "$(JOB_COMPLETION_INDEX)",
+        format!("--shard {shard:?} does not take the pod's completion index"),
+    );
+    check(
+        n.parse::<u64>().ok() == completions,
+        format!("--shard {shard:?}: N is not completions ({completions:?})"),
+    );
+    let shards = flag(&coord_args, "--shards").unwrap_or_default();
+    check(
+        shards.parse::<u64>().ok() == completions,
+        format!("coordinator --shards {shards:?} is not completions ({completions:?})"),
+    );
+    let index_env = env(load, "JOB_COMPLETION_INDEX").unwrap_or(&null);
+    check(
+        index_env["valueFrom"]["fieldRef"]["fieldPath"]
+            == "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+        format!("JOB_COMPLETION_INDEX is not declared from the pod's annotation: {index_env}"),
+    );
+
+    // One scenario, shipped in the image (deploy/Dockerfile copies scenarios/).
+    check(
+        load_args.first().map(String::as_str) == Some("load")
+            && coord_args.first().map(String::as_str) == Some("coordinate"),
+        format!("commands: {load_args:?} / {coord_args:?}"),
+    );
+    let scenario = load_args.get(1).cloned().unwrap_or_default();
+    check(
+        coord_args.get(1) == Some(&scenario),
+        format!(
+            "the shards run {scenario:?}, the coordinator {:?}",
+            coord_args.get(1)
+        ),
+    );
+    check(
+        !scenario.is_empty() && repo().join(&scenario).is_file(),
+        format!("scenario {scenario:?} is not a file of the repository"),
+    );
+    check(
+        flag(&load_args, "--target-url") == flag(&coord_args, "--target-url"),
+        "the shards and the coordinator name different targets".into(),
+    );
+    if target_svc.is_object() {
+        let url = flag(&load_args, "--target-url").unwrap_or_default();
+        let r = addresses_service(url, target_svc, ns);
+        check(r.is_ok(), format!("--target-url: {r:?}"));
+    }
+
+    // The shards reach the coordinator through its Service, which selects
+    // the coordinator's pod (and not the shards) and forwards to the port
+    // it listens on.
+    let url = flag(&load_args, "--coordinator").unwrap_or_default();
+    let r = addresses_service(url, coord_svc, ns);
+    check(r.is_ok(), format!("--coordinator: {r:?}"));
+    let selector = coord_svc["spec"]["selector"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let selects = |pod: &Value| {
+        !selector.is_empty()
+            && selector
+                .iter()
+                .all(|(k, v)| &pod["spec"]["template"]["metadata"]["labels"][k] == v)
+    };
+    check(
+        selects(coord),
+        "the coordinator Service does not select its pod".into(),
+    );
+    check(
+        !selects(load),
+        "the coordinator Service selects the shards".into(),
+    );
+    let listen = flag(&coord_args, "--listen").unwrap_or_default();
+    let listen_port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+    let container = &coord["spec"]["template"]["spec"]["containers"][0];
+    for p in coord_svc["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let target = &p["targetPort"];
+        let port = container["ports"]
+            .as_array()
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|cp| &cp["name"] == target || &cp["containerPort"] == target)
+            })
+            .map(|cp| cp["containerPort"].clone())
+            .unwrap_or(Value::Null);
+        check(
+            port.as_u64().map(|p| p.to_string()).as_deref() == Some(listen_port),
+            format!("Service port {p} does not reach --listen {listen:?}"),
+        );
+    }
+
+    // Alertmanager delivers to the recorder on that Service, under the
+    // route's receiver's name.
+    let route_receiver = amc["spec"]["route"]["receiver"]
+        .as_str()
+        .unwrap_or_default();
+    let receiver = amc["spec"]["receivers"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == route_receiver))
+        .unwrap_or(&null);
+    check(
+        receiver.is_object(),
+        format!("route receiver {route_receiver:?} is not among the receivers"),
+    );
+    let hook = &receiver["webhookConfigs"][0];
+    let url = hook["url"].as_str().unwrap_or_default();
+    match addresses_service(url, coord_svc, ns) {
+        Ok(u) => check(
+            u.path() == format!("/receiver/{route_receiver}"),
+            format!("webhook {url}: path is not /receiver/{route_receiver}"),
+        ),
+        Err(e) => check(false, format!("webhook: {e}")),
+    }
+    check(
+        hook["sendResolved"] == true,
+        "the recorder must see alerts resolve (sendResolved: true)".into(),
+    );
+    let auth = &hook["httpConfig"]["authorization"];
+    check(
+        auth["type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+        format!("webhook authorization type {}", auth["type"]),
+    );
+
+    // Every token comes from a key the Secret has, and the coordinator's
+    // token is the same key wherever it is used.
+    let has_key = |r: &Value| {
+        let key = r["key"].as_str().unwrap_or_default();
+        r["name"] == secret["metadata"]["name"]
+            && !key.is_empty()
+            && (secret["stringData"].get(key).is_some() || secret["data"].get(key).is_some())
+    };
+    let coord_key = &auth["credentials"];
+    check(
+        has_key(coord_key),
+        format!("webhook credentials {coord_key} are not a key of the Secret"),
+    );
+    for (who, obj) in [("shards", load), ("coordinator", coord)] {
+        let r =
+            &env(obj, "SLOCHECK_COORDINATOR_TOKEN").unwrap_or(&null)["valueFrom"]["secretKeyRef"];
+        check(
+            has_key(r) && r == coord_key,
+            format!(
+                "{who}: SLOCHECK_COORDINATOR_TOKEN {r} is not the webhook's Secret key {coord_key}"
+            ),
+        );
+    }
+    let admin = &env(load, "SLOCHECK_ADMIN_TOKEN").unwrap_or(&null)["valueFrom"]["secretKeyRef"];
+    check(
+        has_key(admin),
+        format!("shards: SLOCHECK_ADMIN_TOKEN {admin} is not a key of the Secret"),
+    );
+    check(
+        admin != coord_key,
+        "the target's token and the coordinator's are the same key".into(),
+    );
+    problems
+}
+
+#[test]
+fn sharded_load_coordinator_and_alert_routing_agree() {
+    let Some(docs) = rendered() else { return };
+    let problems = sharding_problems(&docs);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Each check of `sharding_problems` fails on a manifest broken the way it
+/// guards against (else it would prove nothing).
+#[test]
+fn sharding_checks_catch_each_mismatch() {
+    let Some(docs) = rendered() else { return };
+    type Mutation = fn(&mut Vec<Value>);
+    fn at<'a>(docs: &'a mut [Value], kind: &str, name: &str) -> &'a mut Value {
+        docs.iter_mut()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .expect("object")
+    }
+    fn set_arg(docs: &mut [Value], job: &str, flag: &str, value: &str) {
+        let a = at(docs, "Job", job)["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array_mut()
+            .expect("args");
+        let i = a.iter().position(|v| v == flag).expect("flag");
+        a[i + 1] = value.into();
+    }
+    fn env_of<'a>(docs: &'a mut [Value], job: &str, name: &str) -> &'a mut Value {
+        at(docs, "Job", job)["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .expect("env")
+            .iter_mut()
+            .find(|e| e["name"] == name)
+            .expect("env entry")
+    }
+    let mutations: Vec<(&str, Mutation)> = vec![
+        ("not Indexed", |d| {
+            at(d, "Job", "slocheck-load")["spec"]["completionMode"] = "NonIndexed".into()
+        }),
+        ("parallelism below completions", |d| {
+            at(d, "Job", "slocheck-load")["spec"]["parallelism"] = 2.into()
+        }),
+        ("shard N differs", |d| {
+            set_arg(d, "slocheck-load", "--shard", "$(JOB_COMPLETION_INDEX)/3")
+        }),
+        ("shard index fixed", |d| {
+            set_arg(d, "slocheck-load", "--shard", "0/4")
+        }),
+        ("coordinator --shards differs", |d| {
+            set_arg(d, "slocheck-coordinator", "--shards", "5")
+        }),
+        ("index env undeclared", |d| {
+            env_of(d, "slocheck-load", "JOB_COMPLETION_INDEX")["valueFrom"] = Value::Null
+        }),
+        ("other scenario", |d| {
+            at(d, "Job", "slocheck-coordinator")["spec"]["template"]["spec"]["containers"][0]["args"]
+                [1] = "scenarios/baseline.toml".into()
+        }),
+        ("scenario not in the repository", |d| {
+            for job in ["slocheck-load", "slocheck-coordinator"] {
+                at(d, "Job", job)["spec"]["template"]["spec"]["containers"][0]["args"][1] =
+                    "scenarios/nope.toml".into();
+            }
+        }),
+        ("coordinator port", |d| {
+            set_arg(
+                d,
+                "slocheck-load",
+                "--coordinator",
+                "http://slocheck-coordinator:9096",
+            )
+        }),
+        ("coordinator host", |d| {
+            set_arg(
+                d,
+                "slocheck-load",
+                "--coordinator",
+                "http://coordinator:9095",
+            )
+        }),
+        ("listen port not the Service's", |d| {
+            set_arg(d, "slocheck-coordinator", "--listen", "0.0.0.0:9000")
+        }),
+        ("Service selects the shards", |d| {
+            at(d, "Service", "slocheck-coordinator")["spec"]["selector"] =
+                serde_json::json!({"app.kubernetes.io/name": "slocheck-load"})
+        }),
+        ("webhook to another receiver path", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["receivers"][0]["webhookConfigs"][0]["url"] =
+                "http://slocheck-coordinator.slocheck.svc:9095/receiver/other".into()
+        }),
+        ("webhook to another port", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["receivers"][0]["webhookConfigs"][0]["url"] =
+                "http://slocheck-coordinator.slocheck.svc:8000/receiver/slocheck-recorder".into()
+        }),
+        ("route to an unknown receiver", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["route"]["receiver"] = "x".into()
+        }),
+        ("resolved not sent", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["receivers"][0]["webhookConfigs"][0]["sendResolved"] =
+                false.into()
+        }),
+        ("coordinator token key missing from the Secret", |d| {
+            at(d, "Secret", "slocheck-token")["stringData"]
+                .as_object_mut()
+                .expect("stringData")
+                .remove("coordinator-token");
+        }),
+        ("admin token key wrong", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"]["key"] =
+                "admin".into()
+        }),
+        ("shards use another token than Alertmanager", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_COORDINATOR_TOKEN")["valueFrom"]["secretKeyRef"]
+                ["key"] = "token".into()
+        }),
+    ];
+    for (what, mutate) in mutations {
+        let mut broken = docs.clone();
+        mutate(&mut broken);
+        assert!(
+            !sharding_problems(&broken).is_empty(),
+            "{what}: the mutated manifests passed"
+        );
+    }
+}
+
+/// The AlertmanagerConfig routes exactly the alerts of `rules/*.yml`: an
+/// alert added there and not here would never reach the recorder.
+#[test]
+fn alertmanager_config_routes_every_shipped_alert() {
+    let Some(docs) = rendered() else { return };
+    let amc = object(&docs, "AlertmanagerConfig", "slocheck").expect("AlertmanagerConfig");
+    let matcher = amc["spec"]["route"]["matchers"]
+        .as_array()
+        .expect("matchers")
+        .iter()
+        .find(|m| m["name"] == "alertname")
+        .expect("an alertname matcher");
+    assert_eq!(matcher["matchType"], "=~", "{matcher}");
+    let mut routed: Vec<&str> = matcher["value"]
+        .as_str()
+        .expect("value")
+        .split('|')
+        .collect();
+    routed.sort_unstable();
+    let mut alerts = vec![];
+    for entry in std::fs::read_dir(repo().join("rules")).expect("rules/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".yml") || name.ends_with("_test.yml") {
+            continue;
+        }
+        let file: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("read"))
+            .expect("rule YAML");
+        for g in file["groups"].as_array().expect("groups") {
+            for r in g["rules"].as_array().expect("rules") {
+                if let Some(a) = r["alert"].as_str() {
+                    alerts.push(a.to_string());
+                }
+            }
+        }
+    }
+    alerts.sort_unstable();
+    alerts.dedup();
+    assert!(!alerts.is_empty(), "no alerts in rules/");
+    assert_eq!(
+        routed, alerts,
+        "deploy/k8s/alertmanagerconfig.yaml must route exactly the alerts of rules/*.yml"
+    );
 }
