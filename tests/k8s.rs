@@ -74,10 +74,15 @@ fn a_bad_rule_file_is_a_one_line_error_with_exit_2() {
 
 /// `kubectl kustomize deploy/k8s`, split into its objects.
 fn rendered() -> Option<Vec<Value>> {
+    render(&k8s_dir())
+}
+
+/// `kubectl kustomize DIR`, split into its objects.
+fn render(dir: &Path) -> Option<Vec<Value>> {
     let kubectl = common::require_tool(&["kubectl"], "ci/setup.sh kubectl:kubernetes-client")?;
     let o = Command::new(kubectl)
         .arg("kustomize")
-        .arg(k8s_dir())
+        .arg(dir)
         .output()
         .expect("run kubectl kustomize");
     assert!(o.status.success(), "{}", dump(&o));
@@ -254,30 +259,41 @@ fn the_crd_check_rejects_a_broken_alertmanager_config() {
     }
 }
 
-#[test]
-fn core_objects_pass_kubernetes_validate() {
-    let Some(docs) = rendered() else { return };
-    let Some(py) = common::python() else { return };
-    let sb = Sandbox::new();
-    let core: Vec<&Value> = docs
-        .iter()
+/// The objects of the core Kubernetes API (not the Operator's).
+fn core_objects(docs: &[Value]) -> Vec<&Value> {
+    docs.iter()
         .filter(|d| {
             !d["apiVersion"]
                 .as_str()
                 .unwrap_or("")
                 .contains("monitoring.coreos.com")
         })
+        .collect()
+}
+
+/// `kubernetes-validate --strict` on each object, one file each.
+fn validate_objects(py: &Path, sb: &Sandbox, objects: &[&Value]) -> std::process::Output {
+    let paths: Vec<PathBuf> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            sb.write(
+                &format!("{i}.yaml"),
+                &serde_saphyr::to_string(d).expect("emit"),
+            )
+        })
         .collect();
+    validate(py, &paths)
+}
+
+#[test]
+fn core_objects_pass_kubernetes_validate() {
+    let Some(docs) = rendered() else { return };
+    let Some(py) = common::python() else { return };
+    let sb = Sandbox::new();
+    let core = core_objects(&docs);
     assert!(core.len() >= 7, "{core:?}");
-    let mut paths = vec![];
-    for (i, d) in core.iter().enumerate() {
-        let p = sb.write(
-            &format!("{i}.yaml"),
-            &serde_saphyr::to_string(d).expect("emit"),
-        );
-        paths.push(p);
-    }
-    let o = validate(&py, &paths);
+    let o = validate_objects(&py, &sb, &core);
     assert!(o.status.success(), "{}", dump(&o));
     // And the validator can fail: an unknown field under --strict.
     let mut broken = core[0].clone();
@@ -382,7 +398,7 @@ fn addresses_service(url: &str, svc: &Value, namespace: &str) -> Result<reqwest:
 /// Everything the sharded run needs to agree on across the objects: what
 /// `tests/k8s.rs` checks on the shipped manifests, and on mutated copies to
 /// prove each check can fail. Empty when all is well.
-fn sharding_problems(docs: &[Value]) -> Vec<String> {
+fn sharding_problems(docs: &[Value], scenario_exists: &dyn Fn(&str) -> bool) -> Vec<String> {
     let mut problems = vec![];
     let mut check = |ok: bool, what: String| {
         if !ok {
@@ -442,7 +458,7 @@ fn sharding_problems(docs: &[Value]) -> Vec<String> {
         format!("JOB_COMPLETION_INDEX is not declared from the pod's annotation: {index_env}"),
     );
 
-    // One scenario, shipped in the image (deploy/Dockerfile copies scenarios/).
+    // One scenario, in the image.
     check(
         load_args.first().map(String::as_str) == Some("load")
             && coord_args.first().map(String::as_str) == Some("coordinate"),
@@ -457,8 +473,8 @@ fn sharding_problems(docs: &[Value]) -> Vec<String> {
         ),
     );
     check(
-        !scenario.is_empty() && repo().join(&scenario).is_file(),
-        format!("scenario {scenario:?} is not a file of the repository"),
+        !scenario.is_empty() && scenario_exists(&scenario),
+        format!("scenario {scenario:?} is not in the image"),
     );
     check(
         flag(&load_args, "--target-url") == flag(&coord_args, "--target-url"),
@@ -551,14 +567,35 @@ fn sharding_problems(docs: &[Value]) -> Vec<String> {
         format!("webhook authorization type {}", auth["type"]),
     );
 
-    // Every token comes from a key the Secret has, and the coordinator's
-    // token is the same key wherever it is used.
+    // Every Secret reference of every pod is a key the Secret has; the
+    // coordinator's token is one key wherever it is used, and not the one
+    // the target's fault header is honoured for.
     let has_key = |r: &Value| {
         let key = r["key"].as_str().unwrap_or_default();
         r["name"] == secret["metadata"]["name"]
             && !key.is_empty()
             && (secret["stringData"].get(key).is_some() || secret["data"].get(key).is_some())
     };
+    for d in docs {
+        let containers = d["spec"]["template"]["spec"]["containers"].as_array();
+        for e in containers
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["env"].as_array())
+            .flatten()
+        {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            if !r.is_null() {
+                check(
+                    has_key(r),
+                    format!(
+                        "{} {}: {} refers to {r}, not a key of the Secret",
+                        d["kind"], d["metadata"]["name"], e["name"]
+                    ),
+                );
+            }
+        }
+    }
     let coord_key = &auth["credentials"];
     check(
         has_key(coord_key),
@@ -568,28 +605,41 @@ fn sharding_problems(docs: &[Value]) -> Vec<String> {
         let r =
             &env(obj, "SLOCHECK_COORDINATOR_TOKEN").unwrap_or(&null)["valueFrom"]["secretKeyRef"];
         check(
-            has_key(r) && r == coord_key,
+            r == coord_key,
             format!(
                 "{who}: SLOCHECK_COORDINATOR_TOKEN {r} is not the webhook's Secret key {coord_key}"
             ),
         );
     }
-    let admin = &env(load, "SLOCHECK_ADMIN_TOKEN").unwrap_or(&null)["valueFrom"]["secretKeyRef"];
+    let fault_tokens: Vec<&Value> = ["SLOCHECK_ADMIN_TOKEN", "SLOCHECK_FAULT_TOKEN"]
+        .iter()
+        .filter_map(|n| env(load, n))
+        .collect();
     check(
-        has_key(admin),
-        format!("shards: SLOCHECK_ADMIN_TOKEN {admin} is not a key of the Secret"),
+        !fault_tokens.is_empty(),
+        "the shards send no token with the fault header".into(),
     );
-    check(
-        admin != coord_key,
-        "the target's token and the coordinator's are the same key".into(),
-    );
+    for e in fault_tokens {
+        check(
+            &e["valueFrom"]["secretKeyRef"] != coord_key,
+            format!(
+                "{}: the target's token and the coordinator's are the same key",
+                e["name"]
+            ),
+        );
+    }
     problems
+}
+
+/// The image holds the repository's scenarios/ (deploy/Dockerfile).
+fn in_repository(path: &str) -> bool {
+    repo().join(path).is_file()
 }
 
 #[test]
 fn sharded_load_coordinator_and_alert_routing_agree() {
     let Some(docs) = rendered() else { return };
-    let problems = sharding_problems(&docs);
+    let problems = sharding_problems(&docs, &in_repository);
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -692,6 +742,13 @@ fn sharding_checks_catch_each_mismatch() {
                 .expect("stringData")
                 .remove("coordinator-token");
         }),
+        ("no fault token", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["name"] = "OTHER".into()
+        }),
+        ("target token is the coordinator's", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"]["key"] =
+                "coordinator-token".into()
+        }),
         ("admin token key wrong", |d| {
             env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"]["key"] =
                 "admin".into()
@@ -705,7 +762,7 @@ fn sharding_checks_catch_each_mismatch() {
         let mut broken = docs.clone();
         mutate(&mut broken);
         assert!(
-            !sharding_problems(&broken).is_empty(),
+            !sharding_problems(&broken, &in_repository).is_empty(),
             "{what}: the mutated manifests passed"
         );
     }
@@ -754,4 +811,135 @@ fn alertmanager_config_routes_every_shipped_alert() {
         routed, alerts,
         "deploy/k8s/alertmanagerconfig.yaml must route exactly the alerts of rules/*.yml"
     );
+}
+
+/// The working directory of the image (deploy/Dockerfile's last WORKDIR):
+/// relative paths in the Jobs' args resolve against it.
+fn image_workdir() -> String {
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).expect("Dockerfile");
+    dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("WORKDIR "))
+        .last()
+        .expect("a WORKDIR")
+        .trim()
+        .to_string()
+}
+
+/// The text of the file at `path` (relative to the image's working
+/// directory) that a ConfigMap volume of `job` mounts, if any.
+fn mounted_file(docs: &[Value], job: &Value, path: &str) -> Option<String> {
+    let full = format!("{}/{path}", image_workdir());
+    let pod = &job["spec"]["template"]["spec"];
+    for m in pod["containers"][0]["volumeMounts"].as_array()? {
+        let dir = m["mountPath"].as_str()?;
+        let Some(key) = full.strip_prefix(&format!("{dir}/")) else {
+            continue;
+        };
+        let volume = pod["volumes"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"] == m["name"])?;
+        let cm = object(docs, "ConfigMap", volume["configMap"]["name"].as_str()?)?;
+        return cm["data"][key].as_str().map(String::from);
+    }
+    None
+}
+
+/// deploy/k8s-own-service, the overlay the README's "your own service"
+/// walk-through uses: it renders, passes the same schemas and cross-checks
+/// as the base, points both Jobs at the user's Service (which the
+/// ServiceMonitor can reach), and its scenario is valid where it is mounted.
+#[test]
+fn own_service_overlay_points_everything_at_your_service() {
+    let overlay = repo().join("deploy/k8s-own-service");
+    let Some(docs) = render(&overlay) else { return };
+    for kind in ["Deployment", "Service"] {
+        assert!(
+            object(&docs, kind, "slocheck-target").is_none(),
+            "the built-in target's {kind} is still rendered"
+        );
+    }
+    let load = object(&docs, "Job", "slocheck-load").expect("load Job");
+    let coord = object(&docs, "Job", "slocheck-coordinator").expect("coordinator Job");
+    // Where the base checks the scenario is in the image, the overlay's must
+    // be mounted, from a rendered ConfigMap, into both Jobs.
+    let mounted =
+        |p: &str| mounted_file(&docs, load, p).is_some() && mounted_file(&docs, coord, p).is_some();
+    let problems = sharding_problems(&docs, &mounted);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(
+        env(load, "SLOCHECK_FAULT_TOKEN").is_some() && env(load, "SLOCHECK_ADMIN_TOKEN").is_none(),
+        "the shards must send the fault middleware's token, not the built-in target's admin token"
+    );
+
+    // Both Jobs aim at the user's Service, in a namespace the ServiceMonitor
+    // looks in.
+    let url = flag(&args(load), "--target-url")
+        .expect("--target-url")
+        .to_string();
+    let u = reqwest::Url::parse(&url).expect("target URL");
+    let host = u.host_str().expect("host");
+    let (svc, rest) = host
+        .split_once('.')
+        .expect("a Service in another namespace: svc.ns.svc");
+    let ns = rest.split('.').next().expect("namespace");
+    assert_ne!(svc, "slocheck-target", "{url}");
+    let sm = object(&docs, "ServiceMonitor", "slocheck-target").expect("ServiceMonitor");
+    let names = sm["spec"]["namespaceSelector"]["matchNames"]
+        .as_array()
+        .expect("namespaceSelector");
+    assert!(
+        names.iter().any(|n| n == ns),
+        "ServiceMonitor does not look in {ns}: {names:?}"
+    );
+
+    // The scenario, laid out as in the image (scenarios/own/ beside rules/),
+    // is valid, names the Operator's job label (the Service's name) and is
+    // not time-scaled (the cluster's Prometheus evaluates its rules as
+    // written).
+    let scenario_path = args(load)[1].clone();
+    let text = mounted_file(&docs, load, &scenario_path).expect("mounted scenario");
+    let sb = Sandbox::new();
+    let image = sb.path().join("image");
+    std::fs::create_dir_all(image.join(&scenario_path).parent().unwrap()).expect("mkdir");
+    std::fs::create_dir_all(image.join("rules")).expect("mkdir");
+    std::fs::write(image.join(&scenario_path), &text).expect("write scenario");
+    for e in std::fs::read_dir(repo().join("rules")).expect("rules/") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, image.join("rules").join(p.file_name().unwrap())).expect("copy rule");
+    }
+    let o = sb.run(&["check", image.join(&scenario_path).to_str().unwrap()]);
+    assert!(o.status.success(), "{}", dump(&o));
+    let scenario: toml::Value = toml::from_str(&text).expect("scenario TOML");
+    assert_eq!(
+        scenario["prometheus"]["job"].as_str(),
+        Some(svc),
+        "the scenario's job must be the Service's name (the Operator's job label)"
+    );
+    let scale = scenario["prometheus"]
+        .get("time_scale")
+        .map(|v| v.as_float().or(v.as_integer().map(|i| i as f64)));
+    assert!(
+        scale.is_none() || scale == Some(Some(1.0)),
+        "an external Prometheus cannot time-scale: {scale:?}"
+    );
+
+    // And the same schemas as the base.
+    for d in docs.iter().filter(|d| {
+        d["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+    }) {
+        let Some(errors) = crd_errors(d) else { break };
+        assert!(
+            errors.is_empty(),
+            "{} {}: {errors:?}",
+            d["kind"],
+            d["metadata"]["name"]
+        );
+    }
+    let Some(py) = common::python() else { return };
+    let o = validate_objects(&py, &sb, &core_objects(&docs));
+    assert!(o.status.success(), "{}", dump(&o));
 }
