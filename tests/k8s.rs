@@ -820,7 +820,7 @@ fn image_workdir() -> String {
     dockerfile
         .lines()
         .filter_map(|l| l.trim().strip_prefix("WORKDIR "))
-        .last()
+        .next_back()
         .expect("a WORKDIR")
         .trim()
         .to_string()
