@@ -943,3 +943,54 @@ fn own_service_overlay_points_everything_at_your_service() {
     let o = validate_objects(&py, &sb, &core_objects(&docs));
     assert!(o.status.success(), "{}", dump(&o));
 }
+
+/// What in a kustomization kubectl 1.20's built-in kustomize (v2.0.3) would
+/// not render: fields it does not know (`patches`, `components`, …) and
+/// resources that are not files (directories came later).
+fn old_kustomize_problems(k: &Value, dir: &Path) -> Vec<String> {
+    const KNOWN: [&str; 9] = [
+        "apiVersion",
+        "kind",
+        "namespace",
+        "resources",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "configMapGenerator",
+        "secretGenerator",
+        "generatorOptions",
+    ];
+    let mut problems: Vec<String> = k
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| key)
+        .filter(|key| !KNOWN.contains(&key.as_str()))
+        .map(|key| format!("field {key:?}"))
+        .collect();
+    for r in k["resources"].as_array().into_iter().flatten() {
+        let r = r.as_str().unwrap_or_default();
+        if !dir.join(r).is_file() {
+            problems.push(format!("resource {r:?} is not a file"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_base_kustomization_stays_within_old_kustomize() {
+    let dir = k8s_dir();
+    let text = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("read");
+    let k: Value = serde_saphyr::from_str(&text).expect("YAML");
+    let problems = old_kustomize_problems(&k, &dir);
+    assert!(problems.is_empty(), "{problems:?}");
+    // The check can fail: a `patches` field, a directory as a resource.
+    let mut patched = k.clone();
+    patched["patches"] = serde_json::json!([]);
+    assert!(!old_kustomize_problems(&patched, &dir).is_empty());
+    let mut with_dir = k;
+    with_dir["resources"]
+        .as_array_mut()
+        .expect("resources")
+        .push("../k8s-own-service".into());
+    assert!(!old_kustomize_problems(&with_dir, &dir).is_empty());
+}
