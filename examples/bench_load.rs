@@ -4,6 +4,10 @@
 //! for `ci/bench-load.sh`.
 //!
 //! usage: bench_load URL closed CONNS SECS | bench_load URL open RATE SECS
+//!
+//! HTTPS and HTTP/2 (for the TLS section of the benchmark) come from the
+//! environment: BENCH_HTTP_VERSION=2, BENCH_CONNECTIONS=N (HTTP/2
+//! connections), BENCH_TLS_CA=PEM or BENCH_TLS_INSECURE=1.
 
 use std::error::Error;
 use std::num::NonZeroU32;
@@ -46,6 +50,20 @@ fn plan(mode: LoadMode, rate: f64, secs: u64, path: &str) -> Plan {
     plan
 }
 
+/// The transport keys of a scenario, from BENCH_* variables.
+fn transport_from_env(plan: &mut Plan) -> Result<(), Box<dyn Error>> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if var("BENCH_HTTP_VERSION").as_deref() == Some("2") {
+        plan.transport.http_version = HttpVersion::Http2;
+    }
+    if let Some(n) = var("BENCH_CONNECTIONS") {
+        plan.transport.connections = Some(n.parse()?);
+    }
+    plan.transport.tls.ca_file = var("BENCH_TLS_CA").map(Into::into);
+    plan.transport.tls.insecure = var("BENCH_TLS_INSECURE").as_deref() == Some("1");
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -75,6 +93,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "open" => plan(LoadMode::Open, n.parse()?, secs, &path),
         other => return Err(format!("unknown mode {other:?} (hint: closed or open)").into()),
     };
+    let mut p = p;
+    transport_from_env(&mut p)?;
     let cpu0 = cpu_secs()?;
     let rec = run(
         &p,

@@ -110,6 +110,12 @@ pub struct DoctorArgs {
     /// Check /metrics against this metric convention (default: recognize it and say which preset fits).
     #[arg(long, value_name = "NAME", value_parser = crate::metrics::preset::parse_name)]
     pub preset: Option<String>,
+    /// CA bundle (PEM) to verify an https --target-url with, instead of the system roots.
+    #[arg(long, value_name = "PEM", conflicts_with = "target_insecure")]
+    pub target_ca_file: Option<PathBuf>,
+    /// Do not verify the certificate of an https --target-url.
+    #[arg(long)]
+    pub target_insecure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +336,11 @@ async fn dispatch(cmd: Command) -> u8 {
                     .as_deref()
                     .and_then(crate::metrics::preset)
                     .map(|p| p.spec()),
+                target_tls: crate::plan::TlsPlan {
+                    ca_file: a.target_ca_file,
+                    insecure: a.target_insecure,
+                    ..Default::default()
+                },
             };
             doctor::doctor(&opts).await
         }

@@ -77,11 +77,25 @@ impl Error {
                 _ => exit::ENVIRONMENT,
             },
             Error::Target(e) => match e {
-                TargetError::TokenRequired { .. } | TargetError::EmptyToken => exit::INVALID,
+                // Unreadable --tls-cert / --tls-key: a bad command line.
+                TargetError::TokenRequired { .. }
+                | TargetError::EmptyToken
+                | TargetError::Tls(_) => exit::INVALID,
                 _ => exit::ENVIRONMENT,
             },
             Error::Load(LoadError::Client(e)) => match e {
-                ClientError::Resolve { .. } | ClientError::NoAddress { .. } => exit::ENVIRONMENT,
+                // What the network and the server did: name resolution,
+                // certificates, handshakes, protocol support, reachability.
+                ClientError::Resolve { .. }
+                | ClientError::NoAddress { .. }
+                | ClientError::Certificate { .. }
+                | ClientError::Handshake { .. }
+                | ClientError::NoHttp2 { .. }
+                | ClientError::Unreachable { .. } => exit::ENVIRONMENT,
+                ClientError::TlsConfig {
+                    source: crate::tls::TlsError::NoSystemRoots,
+                    ..
+                } => exit::ENVIRONMENT,
                 _ => exit::INVALID,
             },
             Error::Load(_) | Error::Environment(_) | Error::Io { .. } => exit::ENVIRONMENT,

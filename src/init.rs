@@ -137,10 +137,12 @@ a service without the slocheck fault middleware ignores it (then drop that phase
 }
 
 async fn fetch(target: &Url) -> Result<(Url, crate::doctor::exposition::Exposition), Error> {
-    fetch_metrics(target).await.map_err(|(c, _)| {
-        let hint = c.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default();
-        Error::Environment(format!("{}{hint}", c.detail))
-    })
+    fetch_metrics(target, &crate::plan::TlsPlan::default())
+        .await
+        .map_err(|(c, _)| {
+            let hint = c.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default();
+            Error::Environment(format!("{}{hint}", c.detail))
+        })
 }
 
 /// One request to the scenario's path, so the exporter's series exist;

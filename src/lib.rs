@@ -32,4 +32,5 @@ pub mod slo;
 pub mod suite;
 pub mod target;
 pub mod timeutil;
+pub mod tls;
 pub mod verify;

@@ -94,6 +94,10 @@ pub(crate) async fn passes(
             println!("pass {pass}:");
         }
         println!("{}", load::phase_summary_table(&record));
+        println!(
+            "{}",
+            crate::report::TransportReport::of(&record.transport).describe()
+        );
         if let Some(e) = died {
             return Err(e);
         }

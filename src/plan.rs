@@ -32,6 +32,8 @@ pub struct Plan {
     /// The service's metric convention (`[metrics]`; the tutorial's names
     /// by default): every PromQL question is built from it.
     pub metrics: crate::metrics::MetricsSpec,
+    /// How the load engine connects: HTTP version, TLS, connection reuse.
+    pub transport: TransportPlan,
 }
 
 impl Plan {
@@ -81,6 +83,7 @@ impl Plan {
             allow_inconclusive: false,
             alertmanager: None,
             metrics: crate::metrics::MetricsSpec::default(),
+            transport: TransportPlan::default(),
         }
     }
 
@@ -390,4 +393,62 @@ pub enum Aggregate {
     Min,
     Max,
     Avg,
+}
+
+/// `[target] http_version`, `connections`, `keep_alive` and `tls`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportPlan {
+    pub http_version: HttpVersion,
+    /// HTTP/2: connections the streams are multiplexed over. None: one per
+    /// load thread and at least one per resolved address.
+    pub connections: Option<NonZeroUsize>,
+    /// False: a new connection (and TLS handshake) for every request.
+    pub keep_alive: bool,
+    /// Used when the target URL is `https://`.
+    pub tls: TlsPlan,
+}
+
+impl Default for TransportPlan {
+    fn default() -> Self {
+        TransportPlan {
+            http_version: HttpVersion::Http1,
+            connections: None,
+            keep_alive: true,
+            tls: TlsPlan::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// HTTP/1.1: one request at a time per connection.
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` over TLS, prior knowledge (h2c) in cleartext.
+    Http2,
+}
+
+impl HttpVersion {
+    /// As written in the scenario: `"1.1"` or `"2"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
+/// `[target] tls = { … }`; paths absolute.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsPlan {
+    /// Trust only this CA bundle (PEM) instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification (reported as such).
+    pub insecure: bool,
+    /// Client certificate chain and key (PEM), both or neither.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Name to send as SNI and to verify the certificate against, instead of
+    /// the URL's host.
+    pub server_name: Option<String>,
 }

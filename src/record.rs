@@ -29,6 +29,8 @@ pub struct RunRecord {
     pub aborted: bool,
     /// How the open-loop sends were paced and by how many shards.
     pub generator: GeneratorInfo,
+    /// How the load engine connected: protocol, TLS, connections, addresses.
+    pub transport: TransportRecord,
 }
 
 /// The generator itself: which timer paced it, on how many shards and
@@ -40,6 +42,34 @@ pub struct GeneratorInfo {
     pub pacer: Option<String>,
     pub shards: usize,
     pub cores: usize,
+}
+
+/// The connections of a run, summed over all load threads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransportRecord {
+    pub http_version: crate::plan::HttpVersion,
+    pub tls: bool,
+    /// TLS without certificate verification (`insecure = true`).
+    pub insecure: bool,
+    pub keep_alive: bool,
+    /// Connections opened by the load (not counting the preflight).
+    pub connections_opened: u64,
+    /// Every address the load used and how many requests each received.
+    pub addresses: Vec<(std::net::SocketAddr, u64)>,
+}
+
+impl TransportRecord {
+    /// Adds another load thread's counts (same target, same addresses).
+    pub fn merge(&mut self, o: &TransportRecord) {
+        if self.addresses.is_empty() {
+            *self = o.clone();
+            return;
+        }
+        self.connections_opened += o.connections_opened;
+        for ((_, n), (_, m)) in self.addresses.iter_mut().zip(&o.addresses) {
+            *n += m;
+        }
+    }
 }
 
 /// Counters and histograms of one phase, merged over all workers.

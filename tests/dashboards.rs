@@ -177,6 +177,7 @@ async fn slow_every_panel_has_data_under_load() {
             &[exporter.to_string()],
             "/metrics",
         )],
+        scrape_tls: None,
     };
     let cancel = CancellationToken::new();
     // Open-loop load for at most the test's 60 s budget, stopped at the end.
@@ -195,6 +196,7 @@ async fn slow_every_panel_has_data_under_load() {
         target_url: Some(url.clone()),
         dashboards: Some(common::repo().join("dashboards")),
         job: Some("slocheck-target".into()),
+        target_tls: Default::default(),
         rate_interval: Duration::from_secs(60),
         preset: None,
     };

@@ -154,6 +154,7 @@ async fn slow_down_target_rule_error_and_empty_panel() {
         rule_files: vec![rules],
         alertmanagers: vec![],
         extra_jobs: vec![],
+        scrape_tls: None,
     };
     let prom = ManagedPrometheus::start(cfg, &CancellationToken::new())
         .await
@@ -163,6 +164,7 @@ async fn slow_down_target_rule_error_and_empty_panel() {
         target_url: None,
         dashboards: Some(dashboards),
         job: Some("doctor-test".into()),
+        target_tls: Default::default(),
         rate_interval: Duration::from_secs(30),
         preset: None,
     };

@@ -375,24 +375,26 @@ async fn refused_connections_are_counted_not_fatal() {
 }
 
 #[tokio::test]
-async fn https_is_refused_with_a_clear_error() {
+async fn https_to_a_closed_port_counts_connection_errors() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url: reqwest::Url = format!("https://{}", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    drop(listener);
     let p = plan(
         LoadMode::Open,
         10,
-        vec![phase("p", 0.1, 10.0, FaultSpec::default())],
+        vec![phase("p", 0.2, 20.0, FaultSpec::default())],
     );
-    let url: reqwest::Url = "https://127.0.0.1:1".parse().unwrap();
-    let err = run(
-        &p,
-        &url,
-        Arc::new(LiveStats::new()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let rec = go(&p, &url).await;
+    let ph = &rec.phases[0];
+    assert!(ph.sent > 0);
+    assert_eq!(ph.connection_errors, ph.sent);
+    // Before a run, the strict preflight refuses it with one line instead.
+    let err = slocheck::load::preflight(&p, &url).await.unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("https targets are not supported by the load engine yet"),
+            .starts_with(&format!("target {url} is unreachable: ")),
         "{err}"
     );
 }

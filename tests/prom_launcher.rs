@@ -31,6 +31,7 @@ fn config(bin: PathBuf, run_dir: &Path, target: String, rule_files: Vec<PathBuf>
         rule_files,
         alertmanagers: vec![],
         extra_jobs: vec![],
+        scrape_tls: None,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct DoctorOptions {
     pub rate_interval: Duration,
     /// The metric convention to check /metrics against (None: recognize it).
     pub preset: Option<crate::metrics::MetricsSpec>,
+    /// How to verify an https target (CA bundle or insecure).
+    pub target_tls: crate::plan::TlsPlan,
 }
 
 /// Every check, in the order a user would fix things.
@@ -78,7 +80,7 @@ pub async fn diagnose(opts: &DoctorOptions) -> Result<Diagnosis, Error> {
     let mut checks = vec![probe::prometheus(&client).await];
     let prom_up = probe::all_pass(&checks);
     let (target_checks, target_answered) = match &opts.target_url {
-        Some(u) => probe::metrics(u, opts.preset.as_ref()).await,
+        Some(u) => probe::metrics(u, opts.preset.as_ref(), &opts.target_tls).await,
         None => (
             vec![Check::skip(
                 "metrics",

@@ -67,7 +67,7 @@ fn target(t: &TargetInfo) -> Check {
         "down" => Check::fail(
             "target",
             format!("{what} is DOWN: {}", t.last_error),
-            down_hint(&t.scrape_url),
+            tls_hint(&t.last_error).map_or_else(|| down_hint(&t.scrape_url), str::to_string),
         ),
         _ => Check::skip(
             "target",
@@ -75,6 +75,29 @@ fn target(t: &TargetInfo) -> Check {
                 "{what} has not been scraped yet (Prometheus applies new targets within one scrape interval)"
             ),
         ),
+    }
+}
+
+/// Scrape errors of https targets, as Prometheus (Go) words them.
+pub fn tls_hint(last_error: &str) -> Option<&'static str> {
+    if last_error.contains("server gave HTTP response to HTTPS client") {
+        Some("the target serves plain http: use scheme: http in the scrape config (or serve TLS)")
+    } else if last_error.contains("certificate signed by unknown authority") {
+        Some(
+            "Prometheus does not trust the target's certificate: set tls_config.ca_file to the CA that signed it (or insecure_skip_verify: true)",
+        )
+    } else if last_error.contains("certificate has expired") {
+        Some("the target's certificate has expired: renew it")
+    } else if last_error.contains("x509: certificate is valid for")
+        || last_error.contains("doesn't contain any IP SANs")
+    {
+        Some(
+            "the certificate does not name the scraped host: scrape by a name it lists, or set tls_config.server_name",
+        )
+    } else if last_error.contains("malformed HTTP response") && last_error.contains("\\x15\\x03") {
+        Some("the target serves TLS: use scheme: https in the scrape config")
+    } else {
+        None
     }
 }
 
@@ -99,9 +122,13 @@ pub fn down_hint(scrape_url: &str) -> String {
 
 /// The target's `/metrics`: reachable, not empty, parseable, and carrying
 /// the required families. The flag says whether the target answered at all.
-/// Fetches and parses `/metrics` below `target`: the URL read and its
-/// samples, or the failed check and whether anything answered.
-pub async fn fetch_metrics(target: &Url) -> Result<(Url, exposition::Exposition), (Check, bool)> {
+/// Fetches and parses `/metrics` below `target` (verifying an https target
+/// as `tls` says): the URL read and its samples, or the failed check and
+/// whether anything answered.
+pub async fn fetch_metrics(
+    target: &Url,
+    tls: &crate::plan::TlsPlan,
+) -> Result<(Url, exposition::Exposition), (Check, bool)> {
     let url = if target.path().ends_with("/metrics") {
         target.clone()
     } else {
@@ -119,11 +146,28 @@ pub async fn fetch_metrics(target: &Url) -> Result<(Url, exposition::Exposition)
             }
         }
     };
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy();
+    if url.scheme() == "https" {
+        // The same verification as the load engine: --target-ca-file or
+        // the system roots, or none with --target-insecure.
+        match crate::tls::client_config(tls, &[crate::tls::ALPN_HTTP1]) {
+            Ok(config) => builder = builder.use_preconfigured_tls(config),
+            Err(e) => {
+                return Err((
+                    Check::fail(
+                        "metrics",
+                        format!("cannot verify {url}: {e}"),
+                        "pass --target-ca-file with a PEM CA bundle, or --target-insecure",
+                    ),
+                    false,
+                ));
+            }
+        }
+    }
     let fetched = async {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()?;
+        let http = builder.build()?;
         let resp = http.get(url.clone()).send().await?;
         let status = resp.status();
         Ok::<_, reqwest::Error>((status, resp.text().await?))
@@ -139,12 +183,17 @@ pub async fn fetch_metrics(target: &Url) -> Result<(Url, exposition::Exposition)
                 cause = s.to_string();
                 src = s.source();
             }
+            let hint = if cause.contains("certificate") {
+                "the service's certificate is not trusted: pass --target-ca-file with the CA that signed it (the one Prometheus's tls_config.ca_file names), or --target-insecure"
+            } else if url.scheme() == "https"
+                && (cause.contains("InvalidContentType") || cause.contains("corrupt message"))
+            {
+                "the service speaks plain http on that port: use an http:// --target-url"
+            } else {
+                "start the service (`slocheck target`) or fix --target-url"
+            };
             return Err((
-                Check::fail(
-                    "metrics",
-                    format!("{url} is unreachable: {cause}"),
-                    "start the service (`slocheck target`) or fix --target-url",
-                ),
+                Check::fail("metrics", format!("{url} is unreachable: {cause}"), hint),
                 false,
             ));
         }
@@ -173,8 +222,12 @@ pub async fn fetch_metrics(target: &Url) -> Result<(Url, exposition::Exposition)
 
 /// Checks the families of the chosen convention (`preset`), or of the one
 /// the page is recognized as, and says which `[metrics] preset` fits.
-pub async fn metrics(target: &Url, preset: Option<&MetricsSpec>) -> (Vec<Check>, bool) {
-    let (url, exp) = match fetch_metrics(target).await {
+pub async fn metrics(
+    target: &Url,
+    preset: Option<&MetricsSpec>,
+    tls: &crate::plan::TlsPlan,
+) -> (Vec<Check>, bool) {
+    let (url, exp) = match fetch_metrics(target, tls).await {
         Ok(r) => r,
         Err((check, answered)) => return (vec![check], answered),
     };

@@ -25,7 +25,8 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{self, ClientError, Conn, Target};
+use super::client::{self, Client, ClientError, Target};
+use super::connect::Conn;
 use super::faults::PhaseFaults;
 use super::live::{Counts, LiveStats};
 use super::metrics::PhaseCells;
@@ -33,8 +34,8 @@ use super::pacer::{Pacer, batch_budget, peak_rate};
 use super::recorder::{Outcome, Recorder};
 use super::timer::{PacerKind, Timer};
 use crate::fault_protocol;
-use crate::plan::{LoadMode, Plan};
-use crate::record::{GeneratorInfo, RunRecord};
+use crate::plan::{HttpVersion, LoadMode, Plan};
+use crate::record::{GeneratorInfo, RunRecord, TransportRecord};
 use crate::timeutil::unix_ms;
 
 pub use super::live::LiveSnapshot;
@@ -82,6 +83,7 @@ struct ShardResult {
     recorders: Vec<Recorder>,
     /// The timer that paced this shard's open-loop sends.
     pacer: PacerKind,
+    transport: TransportRecord,
     /// Phases this shard started.
     reached: usize,
     cancelled_at: Option<SystemTime>,
@@ -90,7 +92,7 @@ struct ShardResult {
 /// Shard-local state shared by its tasks (single thread: `Rc` + `RefCell`,
 /// never borrowed across an await).
 struct Ctx {
-    target: Target,
+    client: Client,
     fault_header: HeaderName,
     faults: RefCell<Vec<PhaseFaults>>,
     recorders: RefCell<Vec<Recorder>>,
@@ -158,7 +160,17 @@ pub async fn run(
     live: Arc<LiveStats>,
     cancel: CancellationToken,
 ) -> Result<RunRecord, LoadError> {
-    let target = Target::prepare(base_url, &plan.request).await?;
+    let (target, _skipped) = Target::prepare(base_url, &plan.request, &plan.transport).await?;
+    run_prepared(plan, target, live, cancel).await
+}
+
+/// `run` with the target already prepared (resolved, preflighted).
+pub async fn run_prepared(
+    plan: &Plan,
+    target: Target,
+    live: Arc<LiveStats>,
+    cancel: CancellationToken,
+) -> Result<RunRecord, LoadError> {
     if plan.phases.is_empty() {
         let now = SystemTime::now();
         return Ok(RunRecord {
@@ -167,9 +179,14 @@ pub async fn run(
             phases: Vec::new(),
             aborted: false,
             generator: GeneratorInfo::default(),
+            transport: Client::new(target, 0, 1).record(),
         });
     }
-    let shards = shard_count(plan);
+    let mut shards = shard_count(plan);
+    if target.version == HttpVersion::Http2 && target.keep_alive {
+        // Each load thread owns at least one HTTP/2 connection.
+        shards = shards.min(client::h2_connections(&target, shards));
+    }
     let counters: Arc<Vec<AtomicU64>> =
         Arc::new(plan.phases.iter().map(|_| AtomicU64::new(0)).collect());
     let sys0 = SystemTime::now() + START_LEAD;
@@ -228,6 +245,10 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
     };
     let reached = results.iter().map(|r| r.reached).max().unwrap_or(0);
     let cancelled_at = results.iter().filter_map(|r| r.cancelled_at).min();
+    let mut transport = TransportRecord::default();
+    for r in &results {
+        transport.merge(&r.transport);
+    }
     let mut merged: Vec<Option<Recorder>> = (0..reached).map(|_| None).collect();
     for result in results {
         for (i, rec) in result.recorders.into_iter().take(reached).enumerate() {
@@ -266,6 +287,7 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
         phases,
         aborted: cancelled_at.is_some(),
         generator,
+        transport,
     }
 }
 
@@ -283,7 +305,7 @@ fn run_shard(
     let names: Vec<&str> = spec.plan.phases.iter().map(|p| p.name.as_str()).collect();
     let cells = live.generator().map(|g| g.cells(spec.index, &names));
     let ctx = Rc::new(Ctx {
-        target: spec.target.clone(),
+        client: Client::new(spec.target.clone(), spec.index, spec.shards),
         fault_header: fault_protocol::FAULT_HEADER_NAME,
         faults: RefCell::new(
             spec.plan
@@ -313,6 +335,7 @@ fn run_shard(
     Some(ShardResult {
         recorders,
         pacer,
+        transport: ctx.client.record(),
         reached,
         cancelled_at,
     })
@@ -377,7 +400,7 @@ async fn drive(
     }
     if cancelled_at.is_none() {
         // Let the last requests finish so the final phase counts them.
-        let drain_until = Instant::now() + ctx.target.timeout + DRAIN_GRACE;
+        let drain_until = Instant::now() + ctx.client.target.timeout + DRAIN_GRACE;
         while ctx.in_flight.get() > 0 && Instant::now() < drain_until {
             tokio::select! {
                 _ = cancel.cancelled() => { cancelled_at = Some(SystemTime::now()); break; }
@@ -512,7 +535,7 @@ async fn one(
             c.lag.observe(lag);
         }
     }
-    let (outcome, acknowledged) = client::exchange(&ctx.target, slot, n, header).await;
+    let (outcome, acknowledged) = ctx.client.exchange(slot, n, header).await;
     let now = Instant::now();
     let corrected = now.saturating_duration_since(intended.unwrap_or(sent_at));
     if let Some(c) = cells {

@@ -2,6 +2,7 @@
 //! and returns the client-side ground truth as a `record::RunRecord`.
 
 pub mod client;
+pub mod connect;
 pub mod engine;
 pub mod exporter;
 pub mod faults;
@@ -12,6 +13,7 @@ pub mod recorder;
 pub mod summary;
 pub mod timer;
 
-pub use engine::{LoadError, run};
+pub use client::preflight;
+pub use engine::{LoadError, run, run_prepared};
 pub use live::{LiveSnapshot, LiveStats};
 pub use summary::phase_summary_table;

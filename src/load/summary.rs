@@ -243,6 +243,7 @@ mod tests {
                 shards: 1,
                 cores: 2,
             },
+            transport: Default::default(),
         };
         let table = phase_summary_table(&rec);
         insta::assert_snapshot!(table, @r"
@@ -317,6 +318,7 @@ mod tests {
                 phases: vec![lagged("spike", lags, rate)],
                 aborted: false,
                 generator: generator.clone(),
+                transport: Default::default(),
             };
             let w = lag_warnings(&rec);
             match want {

@@ -29,7 +29,44 @@ pub struct Global {
 pub struct ScrapeConfig {
     pub job_name: String,
     pub metrics_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
     pub static_configs: Vec<StaticConfig>,
+}
+
+/// Prometheus's `tls_config` of a scrape job (the subset slocheck mirrors
+/// from the scenario's `[target] tls`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TlsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+}
+
+/// How a managed Prometheus scrapes an https target: the scenario's TLS
+/// settings, so it trusts (or skips) exactly what the load engine does.
+pub type ScrapeTls = crate::plan::TlsPlan;
+
+impl From<&ScrapeTls> for TlsConfig {
+    fn from(t: &ScrapeTls) -> TlsConfig {
+        let path = |p: &Option<PathBuf>| p.as_deref().map(|p| absolute(p).display().to_string());
+        TlsConfig {
+            ca_file: path(&t.ca_file),
+            cert_file: path(&t.client_cert),
+            key_file: path(&t.client_key),
+            server_name: t.server_name.clone(),
+            insecure_skip_verify: t.insecure,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +91,8 @@ impl ScrapeConfig {
         ScrapeConfig {
             job_name: job.into(),
             metrics_path: metrics_path.into(),
+            scheme: None,
+            tls_config: None,
             static_configs: vec![StaticConfig {
                 targets: targets.to_vec(),
             }],
@@ -87,6 +126,8 @@ impl PromConfig {
             scrape_configs: vec![ScrapeConfig {
                 job_name: job.into(),
                 metrics_path: metrics_path.into(),
+                scheme: None,
+                tls_config: None,
                 static_configs: vec![StaticConfig {
                     targets: targets.to_vec(),
                 }],
@@ -99,6 +140,17 @@ impl PromConfig {
                 }],
             }),
         }
+    }
+
+    /// Scrapes over https with `tls` (None: plain http, the default).
+    pub fn with_scrape_tls(mut self, tls: Option<ScrapeTls>) -> PromConfig {
+        if let Some(tls) = tls {
+            for sc in &mut self.scrape_configs {
+                sc.scheme = Some("https".into());
+                sc.tls_config = Some(TlsConfig::from(&tls));
+            }
+        }
+        self
     }
 
     pub fn to_yaml(&self) -> Result<String, String> {
@@ -144,6 +196,66 @@ mod tests {
                 out.status.success(),
                 "{yaml}\n{}{}",
                 String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn https_scrape_mirrors_the_scenario_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let tls = ScrapeTls {
+            ca_file: Some(ca.clone()),
+            server_name: Some("localhost".into()),
+            ..ScrapeTls::default()
+        };
+        let cfg = PromConfig::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            "j",
+            &["127.0.0.1:8443".into()],
+            "/metrics",
+            &[],
+            &[],
+        )
+        .with_scrape_tls(Some(tls));
+        let yaml = cfg.to_yaml().expect("yaml");
+        assert!(yaml.contains("scheme: https"), "{yaml}");
+        assert!(
+            yaml.contains(&format!("ca_file: {}", ca.display())),
+            "{yaml}"
+        );
+        assert!(yaml.contains("server_name: localhost"), "{yaml}");
+        assert!(!yaml.contains("insecure_skip_verify"), "{yaml}");
+        let insecure = PromConfig::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            "j",
+            &["127.0.0.1:8443".into()],
+            "/metrics",
+            &[],
+            &[],
+        )
+        .with_scrape_tls(Some(ScrapeTls {
+            insecure: true,
+            ..ScrapeTls::default()
+        }));
+        let yaml = insecure.to_yaml().expect("yaml");
+        assert!(yaml.contains("insecure_skip_verify: true"), "{yaml}");
+        // promtool accepts it (it checks that ca_file exists).
+        std::fs::write(&ca, "").expect("ca");
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, &yaml).expect("write");
+        if let Ok(promtool) = which::which("promtool") {
+            let out = std::process::Command::new(promtool)
+                .args(["check", "config"])
+                .arg(&path)
+                .output()
+                .expect("promtool runs");
+            assert!(
+                out.status.success(),
+                "{yaml}\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }

@@ -144,6 +144,8 @@ pub struct LaunchConfig {
     pub alertmanagers: Vec<String>,
     /// Further scrape jobs, e.g. the generator's `--metrics-listen`.
     pub extra_jobs: Vec<ScrapeConfig>,
+    /// Some: scrape the targets over https with these TLS settings.
+    pub scrape_tls: Option<super::config::ScrapeTls>,
 }
 
 /// A running Prometheus child. Dropping it without `stop` kills it.
@@ -185,7 +187,9 @@ impl ManagedPrometheus {
             &cfg.metrics_path,
             &cfg.rule_files,
             &cfg.alertmanagers,
-        );
+        )
+        .with_scrape_tls(cfg.scrape_tls.clone());
+        // After the TLS settings: the generator's own exporter is plain http.
         config.scrape_configs.extend(cfg.extra_jobs);
         let yaml = config.to_yaml().map_err(|message| PromError::Config {
             path: config_path.clone(),

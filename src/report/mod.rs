@@ -85,6 +85,9 @@ pub struct Report {
     /// when no load ran).
     #[serde(default)]
     pub generator: Option<GeneratorReport>,
+    /// How the load connected (None when no load ran).
+    #[serde(default)]
+    pub transport: Option<TransportReport>,
 }
 
 /// How the load was generated and whether its own delay is worth a warning.
@@ -105,6 +108,72 @@ impl GeneratorReport {
             cores: r.generator.cores,
             warnings: crate::load::summary::lag_warnings(r),
         }
+    }
+}
+
+/// The load's connections: protocol, TLS (and whether verification was
+/// off), connections opened and requests per resolved address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransportReport {
+    /// `"1.1"` or `"2"`.
+    pub http_version: String,
+    pub tls: bool,
+    /// `tls.insecure = true`: certificates were not verified.
+    pub insecure: bool,
+    pub keep_alive: bool,
+    pub connections_opened: u64,
+    pub addresses: Vec<AddressReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddressReport {
+    pub address: String,
+    pub requests: u64,
+}
+
+impl TransportReport {
+    pub fn of(t: &crate::record::TransportRecord) -> TransportReport {
+        TransportReport {
+            http_version: t.http_version.as_str().into(),
+            tls: t.tls,
+            insecure: t.insecure,
+            keep_alive: t.keep_alive,
+            connections_opened: t.connections_opened,
+            addresses: t
+                .addresses
+                .iter()
+                .map(|(a, n)| AddressReport {
+                    address: a.to_string(),
+                    requests: *n,
+                })
+                .collect(),
+        }
+    }
+
+    /// One line: `HTTP/2 over TLS; 4 connections opened; requests per
+    /// address: 127.0.0.1:8443 = 1200, [::1]:8443 = 1190`.
+    pub fn describe(&self) -> String {
+        let tls = match (self.tls, self.insecure) {
+            (false, _) => "",
+            (true, false) => " over TLS",
+            (true, true) => " over TLS WITHOUT certificate verification (insecure = true)",
+        };
+        let reuse = if self.keep_alive {
+            ""
+        } else {
+            " (keep_alive = false: one per request)"
+        };
+        let per: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|a| format!("{} = {}", a.address, a.requests))
+            .collect();
+        format!(
+            "HTTP/{}{tls}; {} connections opened{reuse}; requests per address: {}",
+            self.http_version,
+            self.connections_opened,
+            per.join(", ")
+        )
     }
 }
 
@@ -372,6 +441,10 @@ impl Report {
             charts: run.charts.cloned(),
             coverage: run.coverage.cloned(),
             generator: run.record.map(GeneratorReport::of),
+            transport: run
+                .record
+                .filter(|r| !r.transport.addresses.is_empty())
+                .map(|r| TransportReport::of(&r.transport)),
         }
     }
 }

@@ -110,6 +110,9 @@ fn phases(r: &Report, out: &mut impl Write, p: &Paint) -> io::Result<()> {
     for ph in &r.phases {
         phase_row(ph, out)?;
     }
+    if let Some(t) = &r.transport {
+        writeln!(out, "  {}", t.describe())?;
+    }
     generator(r, out, p)
 }
 

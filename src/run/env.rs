@@ -101,6 +101,7 @@ impl Env {
                     admin_token: None,
                     metrics_enabled: true,
                     seed: plan.seed,
+                    tls: None,
                 };
                 let handle = TargetHandle::start(cfg).await?;
                 let url = handle.base_url();
@@ -114,7 +115,11 @@ impl Env {
                         "target URL {url} is not an http(s) URL with a host (hint: use e.g. http://127.0.0.1:8000/)"
                     )));
                 }
-                check_reachable(url).await?;
+                // Every address, TLS and the HTTP version, before anything
+                // else starts.
+                crate::load::preflight(plan, url)
+                    .await
+                    .map_err(|e| Error::Load(e.into()))?;
                 url.clone()
             }
         };
@@ -262,6 +267,7 @@ impl Env {
                     )
                 })
                 .collect(),
+            scrape_tls: (target.scheme() == "https").then(|| plan.transport.tls.clone()),
         };
         let prom = ManagedPrometheus::start(cfg, cancel).await?;
         let client = PromClient::new(prom.url().clone(), self.timeout())?;
@@ -345,29 +351,6 @@ impl Env {
 /// `doctor`.
 pub fn check_prometheus_url(url: &Url) -> Result<(), PromError> {
     PromClient::new(url.clone(), QUERY_TIMEOUT).map(|_| ())
-}
-
-/// Any HTTP answer proves the target is there; only a transport failure is
-/// "unreachable".
-async fn check_reachable(url: &Url) -> Result<(), Error> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| Error::Environment(format!("cannot build an HTTP client: {e}")))?;
-    match client.get(url.clone()).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            // reqwest's own text ("client error (Connect)") hides the cause;
-            // the innermost source says what happened.
-            let mut cause: &dyn std::error::Error = &e;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            Err(Error::Environment(format!(
-                "target {url} is unreachable: {cause} (hint: start the service, or omit target.url to use the built-in one)"
-            )))
-        }
-    }
 }
 
 /// Removes the run directory on every exit path unless asked to keep it.

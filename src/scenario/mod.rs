@@ -17,6 +17,7 @@ mod raw;
 mod resolve;
 mod target;
 mod timeline;
+mod transport;
 
 #[cfg(test)]
 mod tests;

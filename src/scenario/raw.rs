@@ -40,6 +40,21 @@ pub struct RawTarget {
     pub request: Option<S<RawRequest>>,
     pub timeout: Option<S<Dur>>,
     pub connect_timeout: Option<S<Dur>>,
+    pub tls: Option<S<RawTls>>,
+    pub http_version: Option<S<String>>,
+    pub connections: Option<S<i64>>,
+    pub keep_alive: Option<S<bool>>,
+}
+
+/// `[target] tls = { ca_file, insecure, client_cert, client_key, server_name }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca_file: Option<S<String>>,
+    pub insecure: Option<S<bool>>,
+    pub client_cert: Option<S<String>>,
+    pub client_key: Option<S<String>>,
+    pub server_name: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

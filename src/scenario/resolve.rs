@@ -13,6 +13,7 @@ use super::load::{resolve_load, resolve_phase};
 use super::prometheus::resolve_prometheus;
 use super::raw::*;
 use super::target::{DEFAULT_BODY, add_content_type, resolve_target};
+use super::transport::resolve_transport;
 use crate::plan::*;
 
 pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, ScenarioSpans)> {
@@ -48,6 +49,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         .and_then(|t| t.get_ref().url.as_ref())
         .is_none();
     let (target, request) = resolve_target(raw.target.as_ref(), &dir, cx);
+    let transport = resolve_transport(raw.target.as_ref(), &dir, cx);
     let (prometheus, rule_spans) = resolve_prometheus(raw.prometheus.as_ref(), &dir, cx);
     let load = resolve_load(raw.load.as_ref(), cx);
 
@@ -147,6 +149,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         allow_inconclusive: raw.allow_inconclusive.unwrap_or(false),
         alertmanager,
         metrics: metrics?,
+        transport: transport?,
     };
     let spans = ScenarioSpans {
         file: file.to_path_buf(),

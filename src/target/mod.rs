@@ -11,8 +11,11 @@ pub mod model;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use faults::{DelayConfig, FaultConfig, FaultConfigError, InjectedFault, LatencyConfig};
 pub use router::app;
-pub use server::{TargetArgs, TargetConfig, TargetError, TargetHandle, serve_until_signal};
+pub use server::{
+    TargetArgs, TargetConfig, TargetError, TargetHandle, TargetTls, serve_until_signal,
+};
 pub use state::AppState;

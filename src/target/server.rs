@@ -32,6 +32,15 @@ pub struct TargetConfig {
     pub metrics_enabled: bool,
     /// Seed of the admin fault sampler.
     pub seed: u64,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate.
+    pub tls: Option<TargetTls>,
+}
+
+/// `--tls-cert` and `--tls-key`: PEM files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetTls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for TargetConfig {
@@ -43,6 +52,7 @@ impl Default for TargetConfig {
             admin_token: None,
             metrics_enabled: true,
             seed: 0,
+            tls: None,
         }
     }
 }
@@ -58,6 +68,7 @@ impl std::fmt::Debug for TargetConfig {
             )
             .field("metrics_enabled", &self.metrics_enabled)
             .field("seed", &self.seed)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -80,6 +91,10 @@ pub enum TargetError {
         "admin token is empty (hint: pass a non-empty --admin-token or unset SLOCHECK_ADMIN_TOKEN)"
     )]
     EmptyToken,
+    #[error(
+        "cannot serve TLS: {0} (hint: --tls-cert and --tls-key are PEM files, e.g. from `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes`)"
+    )]
+    Tls(#[source] crate::tls::TlsError),
     #[error("cannot train the built-in model")]
     Model(#[source] ModelError),
     #[error("cannot install the {signal} handler")]
@@ -100,6 +115,7 @@ pub enum TargetError {
 #[derive(Debug)]
 pub struct TargetHandle {
     addr: SocketAddr,
+    tls: bool,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
     task: JoinHandle<io::Result<()>>,
@@ -109,6 +125,12 @@ impl TargetHandle {
     /// Binds (port 0 picks a free one), spawns the server and returns at once.
     pub async fn start(cfg: TargetConfig) -> Result<TargetHandle, TargetError> {
         check_security(&cfg)?;
+        let tls_config = cfg
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::server_config(&t.cert, &t.key))
+            .transpose()
+            .map_err(TargetError::Tls)?;
         let state = AppState::new(&cfg).map_err(TargetError::Model)?;
         let listener = TcpListener::bind(cfg.listen)
             .await
@@ -120,13 +142,28 @@ impl TargetHandle {
         let hard_stop = state.hard_stop().clone();
         let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let signal = shutdown.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(signal)
-                .await
-        });
+        // axum serves HTTP/1.1 and HTTP/2 (prior knowledge in cleartext,
+        // ALPN over TLS) on every connection.
+        let task = match tls_config {
+            None => tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(signal)
+                    .await
+            }),
+            Some(config) => {
+                use axum::serve::ListenerExt;
+                // `tap_io` only to get axum's ConnectInfo for any listener.
+                let listener = super::tls::TlsListener::new(listener, config).tap_io(|_| {});
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(signal)
+                        .await
+                })
+            }
+        };
         Ok(TargetHandle {
             addr,
+            tls: cfg.tls.is_some(),
             shutdown,
             hard_stop,
             task,
@@ -137,8 +174,8 @@ impl TargetHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT/`; an unspecified listen address (0.0.0.0, ::)
-    /// is reached through loopback.
+    /// `http://127.0.0.1:PORT/` (`https://` when serving TLS); an
+    /// unspecified listen address (0.0.0.0, ::) is reached through loopback.
     pub fn base_url(&self) -> Url {
         let mut addr = self.addr;
         if addr.ip().is_unspecified() {
@@ -148,7 +185,8 @@ impl TargetHandle {
             });
         }
         // A SocketAddr always renders as a valid URL authority.
-        Url::parse(&format!("http://{addr}/"))
+        let scheme = if self.tls { "https" } else { "http" };
+        Url::parse(&format!("{scheme}://{addr}/"))
             .unwrap_or_else(|_| unreachable!("socket address {addr} is a valid URL authority"))
     }
 
@@ -241,9 +279,14 @@ pub async fn serve_until_signal(cfg: TargetConfig) -> Result<(), TargetError> {
         cfg.metrics_enabled,
         cfg.admin_token.is_some(),
     );
+    let protocols = if cfg.tls.is_some() {
+        "HTTP/1.1 and HTTP/2 over TLS"
+    } else {
+        "HTTP/1.1 and HTTP/2 (h2c)"
+    };
     let mut handle = TargetHandle::start(cfg).await?;
     println!(
-        "slocheck target listening on {} (model {}, faults {}, metrics {}, admin token {})",
+        "slocheck target listening on {} ({protocols}; model {}, faults {}, metrics {}, admin token {})",
         handle.base_url(),
         super::model::MODEL_NAME,
         on_off(faults),
@@ -292,6 +335,14 @@ pub struct TargetArgs {
     /// Seed of the admin API's fault sampler (same seed, same faulted requests).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl From<TargetArgs> for TargetConfig {
@@ -302,6 +353,10 @@ impl From<TargetArgs> for TargetConfig {
             admin_token: a.admin_token,
             metrics_enabled: !a.no_metrics,
             seed: a.seed,
+            tls: a
+                .tls_cert
+                .zip(a.tls_key)
+                .map(|(cert, key)| TargetTls { cert, key }),
         }
     }
 }
