@@ -74,16 +74,27 @@ fn a_bad_rule_file_is_a_one_line_error_with_exit_2() {
 
 /// `kubectl kustomize deploy/k8s`, split into its objects.
 fn rendered() -> Option<Vec<Value>> {
+    render(&k8s_dir())
+}
+
+/// `kubectl kustomize DIR`, split into its objects.
+fn render(dir: &Path) -> Option<Vec<Value>> {
     let kubectl = common::require_tool(&["kubectl"], "ci/setup.sh kubectl:kubernetes-client")?;
     let o = Command::new(kubectl)
         .arg("kustomize")
-        .arg(k8s_dir())
+        .arg(dir)
         .output()
         .expect("run kubectl kustomize");
     assert!(o.status.success(), "{}", dump(&o));
     let text = String::from_utf8(o.stdout).expect("UTF-8 YAML");
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("rendered YAML parses");
     Some(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// The rendered object of `kind` named `name`.
+fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
 }
 
 #[test]
@@ -106,6 +117,9 @@ fn kustomize_renders_every_object_the_walkthrough_needs() {
         ("ServiceMonitor", "slocheck-target"),
         ("PrometheusRule", "slocheck-rules"),
         ("Job", "slocheck-load"),
+        ("Job", "slocheck-coordinator"),
+        ("Service", "slocheck-coordinator"),
+        ("AlertmanagerConfig", "slocheck"),
     ] {
         assert!(kinds.contains(&want), "{want:?} not rendered: {kinds:?}");
     }
@@ -113,8 +127,8 @@ fn kustomize_renders_every_object_the_walkthrough_needs() {
         assert_eq!(d["metadata"]["namespace"], "slocheck", "{d}");
     }
     // The ServiceMonitor must select the Service and name one of its ports.
-    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).expect(kind);
-    let (svc, sm) = (find("Service"), find("ServiceMonitor"));
+    let svc = object(&docs, "Service", "slocheck-target").expect("target Service");
+    let sm = object(&docs, "ServiceMonitor", "slocheck-target").expect("ServiceMonitor");
     for (k, v) in sm["spec"]["selector"]["matchLabels"]
         .as_object()
         .expect("matchLabels")
@@ -132,9 +146,12 @@ fn kustomize_renders_every_object_the_walkthrough_needs() {
 }
 
 /// The CRD's schema for `apiVersion`'s version of `kind`, from the
-/// Prometheus Operator CRDs shipped in `../shared/k8s/crds/`.
+/// Prometheus Operator CRDs shipped in `../shared/k8s/crds/` (or
+/// `$SLOCHECK_K8S_CRDS`, for a checkout that is not beside `shared/`).
 fn crd_schema(kind: &str, api_version: &str) -> Option<Value> {
-    let dir = repo().join("../shared/k8s/crds");
+    let dir = std::env::var_os("SLOCHECK_K8S_CRDS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/k8s/crds"));
     if !dir.is_dir() {
         let msg = format!(
             "{} not found (the Prometheus Operator CRD schemas sit in shared/ beside the checkout)",
@@ -173,24 +190,12 @@ fn crd_errors(doc: &Value) -> Option<Vec<String>> {
 #[test]
 fn operator_objects_pass_the_crd_schemas() {
     let Some(docs) = rendered() else { return };
-    let mut checked = 0;
-    for d in docs.iter().filter(|d| {
-        d["apiVersion"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
-    }) {
-        let Some(errors) = crd_errors(d) else { return };
-        assert!(
-            errors.is_empty(),
-            "{} {}: {errors:?}",
-            d["kind"],
-            d["metadata"]["name"]
-        );
-        checked += 1;
-    }
+    let Some(checked) = assert_operator_objects_valid(&docs) else {
+        return;
+    };
     assert!(
-        checked >= 2,
-        "expected a ServiceMonitor and a PrometheusRule"
+        checked >= 3,
+        "expected a ServiceMonitor, a PrometheusRule and an AlertmanagerConfig"
     );
 }
 
@@ -213,29 +218,86 @@ fn the_crd_check_rejects_a_malformed_service_monitor() {
 }
 
 #[test]
+fn the_crd_check_rejects_a_broken_alertmanager_config() {
+    let Some(docs) = rendered() else { return };
+    let amc = object(&docs, "AlertmanagerConfig", "slocheck")
+        .expect("AlertmanagerConfig")
+        .clone();
+    let Some(errors) = crd_errors(&amc) else {
+        return;
+    };
+    assert!(errors.is_empty(), "the shipped one must pass: {errors:?}");
+    // A receiver without its name, and a matcher with an operator
+    // Alertmanager does not have: each alone must fail.
+    let mut nameless = amc.clone();
+    nameless["spec"]["receivers"][0]
+        .as_object_mut()
+        .expect("receiver")
+        .remove("name");
+    let mut bad_match = amc;
+    bad_match["spec"]["route"]["matchers"][0]["matchType"] = "==".into();
+    for (what, broken) in [("nameless receiver", nameless), ("matchType ==", bad_match)] {
+        let Some(errors) = crd_errors(&broken) else {
+            return;
+        };
+        assert!(
+            !errors.is_empty(),
+            "{what}: a broken AlertmanagerConfig passed the CRD schema"
+        );
+    }
+}
+
+/// An object of the Prometheus Operator's API (not the core one).
+fn is_operator(d: &Value) -> bool {
+    d["apiVersion"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+}
+
+/// The objects of the core Kubernetes API.
+fn core_objects(docs: &[Value]) -> Vec<&Value> {
+    docs.iter().filter(|d| !is_operator(d)).collect()
+}
+
+/// Every Operator object passes its CRD schema; how many were checked, or
+/// None when the schemas are not there (skipped, as `crd_schema` says).
+fn assert_operator_objects_valid(docs: &[Value]) -> Option<usize> {
+    let operator: Vec<&Value> = docs.iter().filter(|d| is_operator(d)).collect();
+    for d in &operator {
+        let errors = crd_errors(d)?;
+        assert!(
+            errors.is_empty(),
+            "{} {}: {errors:?}",
+            d["kind"],
+            d["metadata"]["name"]
+        );
+    }
+    Some(operator.len())
+}
+
+/// `kubernetes-validate --strict` on each object, one file each.
+fn validate_objects(py: &Path, sb: &Sandbox, objects: &[&Value]) -> std::process::Output {
+    let paths: Vec<PathBuf> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            sb.write(
+                &format!("{i}.yaml"),
+                &serde_saphyr::to_string(d).expect("emit"),
+            )
+        })
+        .collect();
+    validate(py, &paths)
+}
+
+#[test]
 fn core_objects_pass_kubernetes_validate() {
     let Some(docs) = rendered() else { return };
     let Some(py) = common::python() else { return };
     let sb = Sandbox::new();
-    let core: Vec<&Value> = docs
-        .iter()
-        .filter(|d| {
-            !d["apiVersion"]
-                .as_str()
-                .unwrap_or("")
-                .contains("monitoring.coreos.com")
-        })
-        .collect();
-    assert!(core.len() >= 5, "{core:?}");
-    let mut paths = vec![];
-    for (i, d) in core.iter().enumerate() {
-        let p = sb.write(
-            &format!("{i}.yaml"),
-            &serde_saphyr::to_string(d).expect("emit"),
-        );
-        paths.push(p);
-    }
-    let o = validate(&py, &paths);
+    let core = core_objects(&docs);
+    assert!(core.len() >= 7, "{core:?}");
+    let o = validate_objects(&py, &sb, &core);
     assert!(o.status.success(), "{}", dump(&o));
     // And the validator can fail: an unknown field under --strict.
     let mut broken = core[0].clone();
@@ -283,4 +345,644 @@ fn prometheusrule_groups_pass_promtool() {
         .output()
         .expect("promtool");
     assert!(o.status.success(), "{}", dump(&o));
+}
+
+/// `args` of the first container of a Job's (or Deployment's) pod template.
+fn args(obj: &Value) -> Vec<String> {
+    obj["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value after `flag` in `args` (`--flag VALUE`), if present.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+/// The env entry `name` of a pod template's first container.
+fn env<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
+    obj["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
+/// Does `url` address `svc` (in `namespace`) on `port`, as a pod of the
+/// namespace (`svc`) or any pod of the cluster (`svc.ns.svc[.cluster.local]`)
+/// would? Returns what is wrong.
+fn addresses_service(url: &str, svc: &Value, namespace: &str) -> Result<reqwest::Url, String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+    let host = u.host_str().unwrap_or_default();
+    let hosts = [
+        name.to_string(),
+        format!("{name}.{namespace}"),
+        format!("{name}.{namespace}.svc"),
+        format!("{name}.{namespace}.svc.cluster.local"),
+    ];
+    if !hosts.iter().any(|h| h == host) {
+        return Err(format!("{url}: host {host:?} is not Service {name}"));
+    }
+    let port = u.port_or_known_default().unwrap_or_default();
+    let ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if !ports.iter().any(|p| p["port"] == port) {
+        return Err(format!(
+            "{url}: port {port} is not a port of Service {name}"
+        ));
+    }
+    Ok(u)
+}
+
+/// Everything the sharded run needs to agree on across the objects: what
+/// `tests/k8s.rs` checks on the shipped manifests, and on mutated copies to
+/// prove each check can fail. Empty when all is well.
+fn sharding_problems(docs: &[Value], scenario_exists: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut problems = vec![];
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    let null = Value::Null;
+    let get = |kind: &str, name: &str| object(docs, kind, name).unwrap_or(&null);
+    let load = get("Job", "slocheck-load");
+    let coord = get("Job", "slocheck-coordinator");
+    let coord_svc = get("Service", "slocheck-coordinator");
+    let target_svc = get("Service", "slocheck-target");
+    let secret = get("Secret", "slocheck-token");
+    let amc = get("AlertmanagerConfig", "slocheck");
+    let ns = coord["metadata"]["namespace"].as_str().unwrap_or_default();
+    let (load_args, coord_args) = (args(load), args(coord));
+
+    // The Indexed Job runs N pods at once, and N agrees everywhere.
+    check(
+        load["spec"]["completionMode"] == "Indexed",
+        format!(
+            "load Job completionMode is {}",
+            load["spec"]["completionMode"]
+        ),
+    );
+    let completions = load["spec"]["completions"].as_u64();
+    check(
+        completions.is_some() && load["spec"]["parallelism"].as_u64() == completions,
+        format!(
+            "parallelism {} != completions {}: the shards wait for each other",
+            load["spec"]["parallelism"], load["spec"]["completions"]
+        ),
+    );
+    check(
+        load["spec"]["backoffLimit"] == 0,
+        "a failed shard must not be retried (backoffLimit: 0)".into(),
+    );
+    let shard = flag(&load_args, "--shard").unwrap_or_default();
+    let (index, n) = shard.split_once('/').unwrap_or_default();
+    check(
+        index == "$(JOB_COMPLETION_INDEX)",
+        format!("--shard {shard:?} does not take the pod's completion index"),
+    );
+    check(
+        n.parse::<u64>().ok() == completions,
+        format!("--shard {shard:?}: N is not completions ({completions:?})"),
+    );
+    let shards = flag(&coord_args, "--shards").unwrap_or_default();
+    check(
+        shards.parse::<u64>().ok() == completions,
+        format!("coordinator --shards {shards:?} is not completions ({completions:?})"),
+    );
+    let index_env = env(load, "JOB_COMPLETION_INDEX").unwrap_or(&null);
+    check(
+        index_env["valueFrom"]["fieldRef"]["fieldPath"]
+            == "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+        format!("JOB_COMPLETION_INDEX is not declared from the pod's annotation: {index_env}"),
+    );
+
+    // One scenario, in the image.
+    check(
+        load_args.first().map(String::as_str) == Some("load")
+            && coord_args.first().map(String::as_str) == Some("coordinate"),
+        format!("commands: {load_args:?} / {coord_args:?}"),
+    );
+    let scenario = load_args.get(1).cloned().unwrap_or_default();
+    check(
+        coord_args.get(1) == Some(&scenario),
+        format!(
+            "the shards run {scenario:?}, the coordinator {:?}",
+            coord_args.get(1)
+        ),
+    );
+    check(
+        !scenario.is_empty() && scenario_exists(&scenario),
+        format!("scenario {scenario:?} is not in the image"),
+    );
+    check(
+        flag(&load_args, "--target-url") == flag(&coord_args, "--target-url"),
+        "the shards and the coordinator name different targets".into(),
+    );
+    if target_svc.is_object() {
+        let url = flag(&load_args, "--target-url").unwrap_or_default();
+        let r = addresses_service(url, target_svc, ns);
+        check(r.is_ok(), format!("--target-url: {r:?}"));
+    }
+
+    // The shards reach the coordinator through its Service, which selects
+    // the coordinator's pod (and not the shards) and forwards to the port
+    // it listens on.
+    let url = flag(&load_args, "--coordinator").unwrap_or_default();
+    let r = addresses_service(url, coord_svc, ns);
+    check(r.is_ok(), format!("--coordinator: {r:?}"));
+    let selector = coord_svc["spec"]["selector"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let selects = |pod: &Value| {
+        !selector.is_empty()
+            && selector
+                .iter()
+                .all(|(k, v)| &pod["spec"]["template"]["metadata"]["labels"][k] == v)
+    };
+    check(
+        selects(coord),
+        "the coordinator Service does not select its pod".into(),
+    );
+    check(
+        !selects(load),
+        "the coordinator Service selects the shards".into(),
+    );
+    let listen = flag(&coord_args, "--listen").unwrap_or_default();
+    let listen_port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+    let container = &coord["spec"]["template"]["spec"]["containers"][0];
+    for p in coord_svc["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let target = &p["targetPort"];
+        let port = container["ports"]
+            .as_array()
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|cp| &cp["name"] == target || &cp["containerPort"] == target)
+            })
+            .map(|cp| cp["containerPort"].clone())
+            .unwrap_or(Value::Null);
+        check(
+            port.as_u64().map(|p| p.to_string()).as_deref() == Some(listen_port),
+            format!("Service port {p} does not reach --listen {listen:?}"),
+        );
+    }
+
+    // Alertmanager delivers to the recorder on that Service, under the
+    // route's receiver's name.
+    let route_receiver = amc["spec"]["route"]["receiver"]
+        .as_str()
+        .unwrap_or_default();
+    let receiver = amc["spec"]["receivers"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == route_receiver))
+        .unwrap_or(&null);
+    check(
+        receiver.is_object(),
+        format!("route receiver {route_receiver:?} is not among the receivers"),
+    );
+    let hook = &receiver["webhookConfigs"][0];
+    let url = hook["url"].as_str().unwrap_or_default();
+    match addresses_service(url, coord_svc, ns) {
+        Ok(u) => check(
+            u.path() == format!("/receiver/{route_receiver}"),
+            format!("webhook {url}: path is not /receiver/{route_receiver}"),
+        ),
+        Err(e) => check(false, format!("webhook: {e}")),
+    }
+    check(
+        hook["sendResolved"] == true,
+        "the recorder must see alerts resolve (sendResolved: true)".into(),
+    );
+    let auth = &hook["httpConfig"]["authorization"];
+    check(
+        auth["type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+        format!("webhook authorization type {}", auth["type"]),
+    );
+
+    // Every Secret reference of every pod is a key the Secret has; the
+    // coordinator's token is one key wherever it is used, and not the one
+    // the target's fault header is honoured for.
+    let has_key = |r: &Value| {
+        let key = r["key"].as_str().unwrap_or_default();
+        r["name"] == secret["metadata"]["name"]
+            && !key.is_empty()
+            && (secret["stringData"].get(key).is_some() || secret["data"].get(key).is_some())
+    };
+    for d in docs {
+        let containers = d["spec"]["template"]["spec"]["containers"].as_array();
+        for e in containers
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["env"].as_array())
+            .flatten()
+        {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            if !r.is_null() {
+                check(
+                    has_key(r),
+                    format!(
+                        "{} {}: {} refers to {r}, not a key of the Secret",
+                        d["kind"], d["metadata"]["name"], e["name"]
+                    ),
+                );
+            }
+        }
+    }
+    let coord_key = &auth["credentials"];
+    check(
+        has_key(coord_key),
+        format!("webhook credentials {coord_key} are not a key of the Secret"),
+    );
+    for (who, obj) in [("shards", load), ("coordinator", coord)] {
+        let r =
+            &env(obj, "SLOCHECK_COORDINATOR_TOKEN").unwrap_or(&null)["valueFrom"]["secretKeyRef"];
+        check(
+            r == coord_key,
+            format!(
+                "{who}: SLOCHECK_COORDINATOR_TOKEN {r} is not the webhook's Secret key {coord_key}"
+            ),
+        );
+    }
+    let fault_tokens: Vec<&Value> = ["SLOCHECK_ADMIN_TOKEN", "SLOCHECK_FAULT_TOKEN"]
+        .iter()
+        .filter_map(|n| env(load, n))
+        .collect();
+    check(
+        !fault_tokens.is_empty(),
+        "the shards send no token with the fault header".into(),
+    );
+    for e in fault_tokens {
+        check(
+            &e["valueFrom"]["secretKeyRef"] != coord_key,
+            format!(
+                "{}: the target's token and the coordinator's are the same key",
+                e["name"]
+            ),
+        );
+    }
+    problems
+}
+
+/// The image holds the repository's scenarios/ (deploy/Dockerfile).
+fn in_repository(path: &str) -> bool {
+    repo().join(path).is_file()
+}
+
+#[test]
+fn sharded_load_coordinator_and_alert_routing_agree() {
+    let Some(docs) = rendered() else { return };
+    let problems = sharding_problems(&docs, &in_repository);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Each check of `sharding_problems` fails on a manifest broken the way it
+/// guards against (else it would prove nothing).
+#[test]
+fn sharding_checks_catch_each_mismatch() {
+    let Some(docs) = rendered() else { return };
+    type Mutation = fn(&mut Vec<Value>);
+    fn at<'a>(docs: &'a mut [Value], kind: &str, name: &str) -> &'a mut Value {
+        docs.iter_mut()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .expect("object")
+    }
+    fn set_arg(docs: &mut [Value], job: &str, flag: &str, value: &str) {
+        let a = at(docs, "Job", job)["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array_mut()
+            .expect("args");
+        let i = a.iter().position(|v| v == flag).expect("flag");
+        a[i + 1] = value.into();
+    }
+    fn env_of<'a>(docs: &'a mut [Value], job: &str, name: &str) -> &'a mut Value {
+        at(docs, "Job", job)["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .expect("env")
+            .iter_mut()
+            .find(|e| e["name"] == name)
+            .expect("env entry")
+    }
+    let mutations: Vec<(&str, Mutation)> = vec![
+        ("not Indexed", |d| {
+            at(d, "Job", "slocheck-load")["spec"]["completionMode"] = "NonIndexed".into()
+        }),
+        ("parallelism below completions", |d| {
+            at(d, "Job", "slocheck-load")["spec"]["parallelism"] = 2.into()
+        }),
+        ("shard N differs", |d| {
+            set_arg(d, "slocheck-load", "--shard", "$(JOB_COMPLETION_INDEX)/3")
+        }),
+        ("shard index fixed", |d| {
+            set_arg(d, "slocheck-load", "--shard", "0/4")
+        }),
+        ("coordinator --shards differs", |d| {
+            set_arg(d, "slocheck-coordinator", "--shards", "5")
+        }),
+        ("index env undeclared", |d| {
+            env_of(d, "slocheck-load", "JOB_COMPLETION_INDEX")["valueFrom"] = Value::Null
+        }),
+        ("other scenario", |d| {
+            at(d, "Job", "slocheck-coordinator")["spec"]["template"]["spec"]["containers"][0]["args"]
+                [1] = "scenarios/baseline.toml".into()
+        }),
+        ("scenario not in the repository", |d| {
+            for job in ["slocheck-load", "slocheck-coordinator"] {
+                at(d, "Job", job)["spec"]["template"]["spec"]["containers"][0]["args"][1] =
+                    "scenarios/nope.toml".into();
+            }
+        }),
+        ("coordinator port", |d| {
+            set_arg(
+                d,
+                "slocheck-load",
+                "--coordinator",
+                "http://slocheck-coordinator:9096",
+            )
+        }),
+        ("coordinator host", |d| {
+            set_arg(
+                d,
+                "slocheck-load",
+                "--coordinator",
+                "http://coordinator:9095",
+            )
+        }),
+        ("listen port not the Service's", |d| {
+            set_arg(d, "slocheck-coordinator", "--listen", "0.0.0.0:9000")
+        }),
+        ("Service selects the shards", |d| {
+            at(d, "Service", "slocheck-coordinator")["spec"]["selector"] =
+                serde_json::json!({"app.kubernetes.io/name": "slocheck-load"})
+        }),
+        ("webhook to another receiver path", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["receivers"][0]["webhookConfigs"][0]["url"] =
+                "http://slocheck-coordinator.slocheck.svc:9095/receiver/other".into()
+        }),
+        ("webhook to another port", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["receivers"][0]["webhookConfigs"][0]["url"] =
+                "http://slocheck-coordinator.slocheck.svc:8000/receiver/slocheck-recorder".into()
+        }),
+        ("route to an unknown receiver", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["route"]["receiver"] = "x".into()
+        }),
+        ("resolved not sent", |d| {
+            at(d, "AlertmanagerConfig", "slocheck")["spec"]["receivers"][0]["webhookConfigs"][0]["sendResolved"] =
+                false.into()
+        }),
+        ("coordinator token key missing from the Secret", |d| {
+            at(d, "Secret", "slocheck-token")["stringData"]
+                .as_object_mut()
+                .expect("stringData")
+                .remove("coordinator-token");
+        }),
+        ("no fault token", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["name"] = "OTHER".into()
+        }),
+        ("target token is the coordinator's", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"]["key"] =
+                "coordinator-token".into()
+        }),
+        ("admin token key wrong", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"]["key"] =
+                "admin".into()
+        }),
+        ("shards use another token than Alertmanager", |d| {
+            env_of(d, "slocheck-load", "SLOCHECK_COORDINATOR_TOKEN")["valueFrom"]["secretKeyRef"]
+                ["key"] = "token".into()
+        }),
+    ];
+    for (what, mutate) in mutations {
+        let mut broken = docs.clone();
+        mutate(&mut broken);
+        assert!(
+            !sharding_problems(&broken, &in_repository).is_empty(),
+            "{what}: the mutated manifests passed"
+        );
+    }
+}
+
+/// The AlertmanagerConfig routes exactly the alerts of `rules/*.yml`: an
+/// alert added there and not here would never reach the recorder.
+#[test]
+fn alertmanager_config_routes_every_shipped_alert() {
+    let Some(docs) = rendered() else { return };
+    let amc = object(&docs, "AlertmanagerConfig", "slocheck").expect("AlertmanagerConfig");
+    let matcher = amc["spec"]["route"]["matchers"]
+        .as_array()
+        .expect("matchers")
+        .iter()
+        .find(|m| m["name"] == "alertname")
+        .expect("an alertname matcher");
+    assert_eq!(matcher["matchType"], "=~", "{matcher}");
+    let mut routed: Vec<&str> = matcher["value"]
+        .as_str()
+        .expect("value")
+        .split('|')
+        .collect();
+    routed.sort_unstable();
+    let mut alerts = vec![];
+    for entry in std::fs::read_dir(repo().join("rules")).expect("rules/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".yml") || name.ends_with("_test.yml") {
+            continue;
+        }
+        let file: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("read"))
+            .expect("rule YAML");
+        for g in file["groups"].as_array().expect("groups") {
+            for r in g["rules"].as_array().expect("rules") {
+                if let Some(a) = r["alert"].as_str() {
+                    alerts.push(a.to_string());
+                }
+            }
+        }
+    }
+    alerts.sort_unstable();
+    alerts.dedup();
+    assert!(!alerts.is_empty(), "no alerts in rules/");
+    assert_eq!(
+        routed, alerts,
+        "deploy/k8s/alertmanagerconfig.yaml must route exactly the alerts of rules/*.yml"
+    );
+}
+
+/// The working directory of the image (deploy/Dockerfile's last WORKDIR):
+/// relative paths in the Jobs' args resolve against it.
+fn image_workdir() -> String {
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).expect("Dockerfile");
+    dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("WORKDIR "))
+        .next_back()
+        .expect("a WORKDIR")
+        .trim()
+        .to_string()
+}
+
+/// The text of the file at `path` (relative to the image's working
+/// directory) that a ConfigMap volume of `job` mounts, if any.
+fn mounted_file(docs: &[Value], job: &Value, path: &str) -> Option<String> {
+    let full = format!("{}/{path}", image_workdir());
+    let pod = &job["spec"]["template"]["spec"];
+    for m in pod["containers"][0]["volumeMounts"].as_array()? {
+        let dir = m["mountPath"].as_str()?;
+        let Some(key) = full.strip_prefix(&format!("{dir}/")) else {
+            continue;
+        };
+        let volume = pod["volumes"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"] == m["name"])?;
+        let cm = object(docs, "ConfigMap", volume["configMap"]["name"].as_str()?)?;
+        return cm["data"][key].as_str().map(String::from);
+    }
+    None
+}
+
+/// deploy/k8s-own-service, the overlay the README's "your own service"
+/// walk-through uses: it renders, passes the same schemas and cross-checks
+/// as the base, points both Jobs at the user's Service (which the
+/// ServiceMonitor can reach), and its scenario is valid where it is mounted.
+#[test]
+fn own_service_overlay_points_everything_at_your_service() {
+    let overlay = repo().join("deploy/k8s-own-service");
+    let Some(docs) = render(&overlay) else { return };
+    for kind in ["Deployment", "Service"] {
+        assert!(
+            object(&docs, kind, "slocheck-target").is_none(),
+            "the built-in target's {kind} is still rendered"
+        );
+    }
+    let load = object(&docs, "Job", "slocheck-load").expect("load Job");
+    let coord = object(&docs, "Job", "slocheck-coordinator").expect("coordinator Job");
+    // Where the base checks the scenario is in the image, the overlay's must
+    // be mounted, from a rendered ConfigMap, into both Jobs.
+    let mounted =
+        |p: &str| mounted_file(&docs, load, p).is_some() && mounted_file(&docs, coord, p).is_some();
+    let problems = sharding_problems(&docs, &mounted);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(
+        env(load, "SLOCHECK_FAULT_TOKEN").is_some() && env(load, "SLOCHECK_ADMIN_TOKEN").is_none(),
+        "the shards must send the fault middleware's token, not the built-in target's admin token"
+    );
+
+    // Both Jobs aim at the user's Service, in a namespace the ServiceMonitor
+    // looks in.
+    let url = flag(&args(load), "--target-url")
+        .expect("--target-url")
+        .to_string();
+    let u = reqwest::Url::parse(&url).expect("target URL");
+    let host = u.host_str().expect("host");
+    let (svc, rest) = host
+        .split_once('.')
+        .expect("a Service in another namespace: svc.ns.svc");
+    let ns = rest.split('.').next().expect("namespace");
+    assert_ne!(svc, "slocheck-target", "{url}");
+    let sm = object(&docs, "ServiceMonitor", "slocheck-target").expect("ServiceMonitor");
+    let names = sm["spec"]["namespaceSelector"]["matchNames"]
+        .as_array()
+        .expect("namespaceSelector");
+    assert!(
+        names.iter().any(|n| n == ns),
+        "ServiceMonitor does not look in {ns}: {names:?}"
+    );
+
+    // The scenario, laid out as in the image (scenarios/own/ beside rules/),
+    // is valid, names the Operator's job label (the Service's name) and is
+    // not time-scaled (the cluster's Prometheus evaluates its rules as
+    // written).
+    let scenario_path = args(load)[1].clone();
+    let text = mounted_file(&docs, load, &scenario_path).expect("mounted scenario");
+    let sb = Sandbox::new();
+    let image = sb.path().join("image");
+    std::fs::create_dir_all(image.join(&scenario_path).parent().unwrap()).expect("mkdir");
+    std::fs::create_dir_all(image.join("rules")).expect("mkdir");
+    std::fs::write(image.join(&scenario_path), &text).expect("write scenario");
+    for e in std::fs::read_dir(repo().join("rules")).expect("rules/") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, image.join("rules").join(p.file_name().unwrap())).expect("copy rule");
+    }
+    let o = sb.run(&["check", image.join(&scenario_path).to_str().unwrap()]);
+    assert!(o.status.success(), "{}", dump(&o));
+    let scenario: toml::Value = toml::from_str(&text).expect("scenario TOML");
+    assert_eq!(
+        scenario["prometheus"]["job"].as_str(),
+        Some(svc),
+        "the scenario's job must be the Service's name (the Operator's job label)"
+    );
+    let scale = scenario["prometheus"]
+        .get("time_scale")
+        .map(|v| v.as_float().or(v.as_integer().map(|i| i as f64)));
+    assert!(
+        scale.is_none() || scale == Some(Some(1.0)),
+        "an external Prometheus cannot time-scale: {scale:?}"
+    );
+
+    // And the same schemas as the base.
+    assert_operator_objects_valid(&docs);
+    let Some(py) = common::python() else { return };
+    let o = validate_objects(&py, &sb, &core_objects(&docs));
+    assert!(o.status.success(), "{}", dump(&o));
+}
+
+/// What in a kustomization kubectl 1.20's built-in kustomize (v2.0.3) would
+/// not render: fields it does not know (`patches`, `components`, …) and
+/// resources that are not files (directories came later).
+fn old_kustomize_problems(k: &Value, dir: &Path) -> Vec<String> {
+    const KNOWN: [&str; 9] = [
+        "apiVersion",
+        "kind",
+        "namespace",
+        "resources",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "configMapGenerator",
+        "secretGenerator",
+        "generatorOptions",
+    ];
+    let mut problems: Vec<String> = k
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| key)
+        .filter(|key| !KNOWN.contains(&key.as_str()))
+        .map(|key| format!("field {key:?}"))
+        .collect();
+    for r in k["resources"].as_array().into_iter().flatten() {
+        let r = r.as_str().unwrap_or_default();
+        if !dir.join(r).is_file() {
+            problems.push(format!("resource {r:?} is not a file"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_base_kustomization_stays_within_old_kustomize() {
+    let dir = k8s_dir();
+    let text = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("read");
+    let k: Value = serde_saphyr::from_str(&text).expect("YAML");
+    let problems = old_kustomize_problems(&k, &dir);
+    assert!(problems.is_empty(), "{problems:?}");
+    // The check can fail: a `patches` field, a directory as a resource.
+    let mut patched = k.clone();
+    patched["patches"] = serde_json::json!([]);
+    assert!(!old_kustomize_problems(&patched, &dir).is_empty());
+    let mut with_dir = k;
+    with_dir["resources"]
+        .as_array_mut()
+        .expect("resources")
+        .push("../k8s-own-service".into());
+    assert!(!old_kustomize_problems(&with_dir, &dir).is_empty());
 }
