@@ -58,6 +58,17 @@ pub enum Command {
     Slo(crate::slo::cmd::SloArgs),
     /// The model-quality batch job: score a window of predictions with their labels and push to a Pushgateway.
     Evaluate(crate::evaluate::EvaluateArgs),
+    /// Coordinate a sharded run: start N `load --shard` processes together, merge their records, verify and report.
+    Coordinate(CoordinateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinateArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Address the shards register at and report to (token from $SLOCHECK_COORDINATOR_TOKEN; required unless loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +210,12 @@ pub struct RunArgs {
     /// Fail (exit 1) when an alerting rule never reached this state in any scenario.
     #[arg(long, value_name = "STATE")]
     pub require_coverage: Option<crate::coverage::Level>,
+    /// Send the load from N `slocheck load --shard I/N` processes started together by a coordinator (`coordinate`: how many shards to wait for).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub shards: Option<u64>,
+    /// With --shards: how long to wait for every shard to register.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub register_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -216,12 +233,56 @@ pub struct LoadArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Send only shard I of N of the schedule (requests n ≡ I mod N); `/N` takes I from $JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N", value_parser = crate::load::slice::parse_shard, conflicts_with = "repeat")]
+    pub shard: Option<crate::load::slice::ShardArg>,
+    /// The `slocheck coordinate` to register with and report to (token from $SLOCHECK_COORDINATOR_TOKEN).
+    #[arg(long, value_name = "URL", requires = "shard")]
+    pub coordinator: Option<Url>,
+    /// How long the coordinator may stay unreachable before the shard gives up (exit 3).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, requires = "coordinator")]
+    pub coordinator_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
+}
+
+/// `run`'s options from its arguments; `listen` makes a `--shards` run a
+/// `coordinate` for shards elsewhere.
+fn run_options(a: &RunArgs, listen: Option<std::net::SocketAddr>) -> run::RunOptions {
+    run::RunOptions {
+        scenario: a.traffic.scenario.clone(),
+        prometheus_url: a.prometheus_url.clone(),
+        prometheus_bin: a.prometheus_bin.clone(),
+        target_url: a.traffic.target_url.clone(),
+        seed: a.traffic.seed,
+        keep_run_dir: a.keep_run_dir,
+        json: a.json.clone(),
+        report_dir: a.report_dir.clone(),
+        progress: progress_mode(a.traffic.quiet),
+        prometheus_timeout: Some(a.prometheus_timeout),
+        alertmanager: a.alertmanager,
+        alertmanager_bin: a.alertmanager_bin.clone(),
+        live_receivers: a.live_receivers,
+        export_promtool: a.export_promtool.clone(),
+        metrics_listen: a.traffic.metrics_listen,
+        shards: a.shards.map(|count| crate::shard::ShardsOptions {
+            count,
+            listen,
+            register_timeout: a.register_timeout,
+            token: coordinator_token(),
+        }),
+    }
+}
+
+/// `$SLOCHECK_COORDINATOR_TOKEN` (a Secret on Kubernetes), if set and non-empty.
+fn coordinator_token() -> Option<String> {
+    std::env::var(crate::shard::wire::TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
 }
 
 fn progress_mode(quiet: bool) -> ProgressMode {
@@ -275,27 +336,17 @@ async fn dispatch(cmd: Command) -> u8 {
     };
     let result: Result<u8, Error> = match cmd {
         Command::Run(a) => {
-            let opts = run::RunOptions {
-                scenario: a.traffic.scenario,
-                prometheus_url: a.prometheus_url,
-                prometheus_bin: a.prometheus_bin,
-                target_url: a.traffic.target_url,
-                seed: a.traffic.seed,
-                keep_run_dir: a.keep_run_dir,
-                json: a.json,
-                report_dir: a.report_dir,
-                progress: progress_mode(a.traffic.quiet),
-                prometheus_timeout: Some(a.prometheus_timeout),
-                alertmanager: a.alertmanager,
-                alertmanager_bin: a.alertmanager_bin,
-                live_receivers: a.live_receivers,
-                export_promtool: a.export_promtool,
-                metrics_listen: a.traffic.metrics_listen,
-            };
+            let opts = run_options(&a, None);
             let suite = !a.more.is_empty()
                 || opts.scenario.is_dir()
                 || a.jobs > 1
                 || a.require_coverage.is_some();
+            if suite && opts.shards.is_some() {
+                eprintln!(
+                    "slocheck: error: --shards runs one scenario (hint: drop the extra scenarios, --jobs and --require-coverage)"
+                );
+                return exit::INVALID;
+            }
             if !suite {
                 return run::run(opts, cancel, interrupt).await;
             }
@@ -313,6 +364,44 @@ async fn dispatch(cmd: Command) -> u8 {
                 }
                 Err(e) => Err(e),
             }
+        }
+        Command::Coordinate(c) => {
+            let a = c.run;
+            if a.shards.is_none() {
+                eprintln!(
+                    "slocheck: error: coordinate needs --shards N (the number of load shards to wait for)"
+                );
+                return exit::INVALID;
+            }
+            if !a.more.is_empty() || a.jobs > 1 || a.require_coverage.is_some() {
+                eprintln!(
+                    "slocheck: error: coordinate runs one scenario (hint: drop the extra scenarios, --jobs and --require-coverage)"
+                );
+                return exit::INVALID;
+            }
+            let opts = run_options(&a, Some(c.listen));
+            return run::run(opts, cancel, interrupt).await;
+        }
+        Command::Load(a) if a.shard.is_some() => {
+            let shard = crate::shard::client::ShardOptions {
+                shard: a.shard.unwrap_or(crate::load::slice::ShardArg {
+                    index: None,
+                    count: 1,
+                }),
+                coordinator: a.coordinator,
+                token: coordinator_token(),
+                coordinator_timeout: a.coordinator_timeout,
+            };
+            let opts = loadcmd::LoadOptions {
+                scenario: a.traffic.scenario,
+                target_url: a.traffic.target_url,
+                seed: a.traffic.seed,
+                repeat: false,
+                admin_token: a.admin_token,
+                progress: progress_mode(a.traffic.quiet),
+                metrics_listen: a.traffic.metrics_listen,
+            };
+            crate::shard::client::load(opts, shard, &cancel, &interrupt).await
         }
         Command::Load(a) => {
             let opts = loadcmd::LoadOptions {

@@ -29,6 +29,7 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod signals;
 pub mod slo;
 pub mod suite;

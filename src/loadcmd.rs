@@ -33,21 +33,7 @@ pub async fn load(
     cancel: &CancellationToken,
     interrupt: &Interrupt,
 ) -> Result<u8, Error> {
-    let plan = {
-        let (path, url, seed) = (opts.scenario.clone(), opts.target_url.clone(), opts.seed);
-        let token = opts.admin_token.clone();
-        crate::signals::blocking(cancel, interrupt, move || {
-            let mut loaded = scenario::load(&path)?;
-            apply_overrides(&mut loaded.plan, url.as_ref(), None, seed);
-            let fault_token = std::env::var(crate::fault_protocol::TOKEN_ENV).ok();
-            add_fault_token(&mut loaded.plan, fault_token.as_deref())?;
-            if let Some(token) = &token {
-                add_bearer(&mut loaded.plan, token)?;
-            }
-            Ok(loaded.plan)
-        })
-        .await?
-    };
+    let plan = read_plan(&opts, cancel, interrupt).await?;
     let mut env = Env::default();
     let result = async {
         let url = env.start_target(&plan).await?;
@@ -71,6 +57,28 @@ pub async fn load(
     .await;
     env.shutdown().await;
     result
+}
+
+/// The scenario with the command line applied (on a blocking thread: the
+/// file may be slow or never end). Shared with `load --shard`.
+pub(crate) async fn read_plan(
+    opts: &LoadOptions,
+    cancel: &CancellationToken,
+    interrupt: &Interrupt,
+) -> Result<Plan, Error> {
+    let (path, url, seed) = (opts.scenario.clone(), opts.target_url.clone(), opts.seed);
+    let token = opts.admin_token.clone();
+    crate::signals::blocking(cancel, interrupt, move || {
+        let mut loaded = scenario::load(&path)?;
+        apply_overrides(&mut loaded.plan, url.as_ref(), None, seed);
+        let fault_token = std::env::var(crate::fault_protocol::TOKEN_ENV).ok();
+        add_fault_token(&mut loaded.plan, fault_token.as_deref())?;
+        if let Some(token) = &token {
+            add_bearer(&mut loaded.plan, token)?;
+        }
+        Ok(loaded.plan)
+    })
+    .await
 }
 
 /// Drives the phases once, or again and again until interrupted when

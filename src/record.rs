@@ -42,6 +42,34 @@ pub struct GeneratorInfo {
     pub pacer: Option<String>,
     pub shards: usize,
     pub cores: usize,
+    /// `--shards`: load processes whose record never reached the
+    /// coordinator; the client's ground truth lacks their share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<MissingShard>,
+}
+
+/// A shard of a sharded run that never reported, and what it was to send.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MissingShard {
+    pub index: u64,
+    pub of: u64,
+    /// Its planned requests (open loop); None in closed mode.
+    pub planned: Option<u64>,
+    pub why: String,
+}
+
+impl MissingShard {
+    /// `shard 2/4 (1250 planned requests) never reported: …`, in one line.
+    pub fn describe(&self) -> String {
+        let share = match self.planned {
+            Some(n) => format!("{n} planned requests"),
+            None => format!("1/{} of the workers", self.of),
+        };
+        format!(
+            "shard {}/{} ({share}) is missing: {}",
+            self.index, self.of, self.why
+        )
+    }
 }
 
 /// The connections of a run, summed over all load threads.
@@ -125,7 +153,7 @@ pub struct PhaseRecord {
 /// What the generator knows about the model's answers in a phase: per
 /// answered prediction, when it came back, its true label and the class the
 /// (deterministic, built-in) model must have predicted for what was sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelTruth {
     /// Class names; `TruthSample` fields index into this.
     pub classes: Vec<String>,
@@ -139,7 +167,7 @@ pub struct ModelTruth {
     pub feedback_lost: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TruthSample {
     /// Unix ms midway between send and response: the service logged the
     /// prediction in between.

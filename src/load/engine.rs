@@ -33,6 +33,7 @@ use super::metrics::PhaseCells;
 use super::model::{self as model_traffic, FeedbackBuffer, ModelTraffic, Reporter};
 use super::pacer::{Pacer, batch_budget, peak_rate};
 use super::recorder::{Outcome, Recorder};
+use super::slice::Slice;
 use super::timer::{PacerKind, Timer};
 use crate::fault_protocol;
 use crate::plan::{HttpVersion, LoadMode, Plan};
@@ -72,6 +73,8 @@ pub enum LoadError {
 struct ShardSpec {
     index: usize,
     shards: usize,
+    /// The process's slice of the global schedule (`load --shard`).
+    slice: Slice,
     plan: Plan,
     target: Target,
     t0: Instant,
@@ -84,14 +87,20 @@ struct ShardSpec {
     model: Option<(Arc<ModelTraffic>, reqwest::Url)>,
 }
 
-struct ShardResult {
-    recorders: Vec<Recorder>,
-    /// The timer that paced this shard's open-loop sends.
-    pacer: PacerKind,
-    transport: TransportRecord,
-    /// Phases this shard started.
-    reached: usize,
-    cancelled_at: Option<SystemTime>,
+/// What load threads measured, per phase: one thread's, or several merged
+/// (all threads of a process, all processes of a sharded run).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub recorders: Vec<Recorder>,
+    /// The timer that paced the open-loop sends (the fallback's if any
+    /// thread fell back).
+    pub pacer: PacerKind,
+    pub transport: TransportRecord,
+    /// Phases started.
+    pub reached: usize,
+    pub cancelled_at: Option<SystemTime>,
+    /// Load threads merged into this part.
+    pub threads: usize,
 }
 
 /// Shard-local state shared by its tasks (single thread: `Rc` + `RefCell`,
@@ -136,13 +145,13 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-fn shard_count(plan: &Plan) -> usize {
+fn shard_count(plan: &Plan, slice: Slice) -> usize {
     let limit = match plan.load.mode {
         LoadMode::Open => {
             let peak = plan
                 .phases
                 .iter()
-                .map(|p| peak_rate(p.rate))
+                .map(|p| peak_rate(p.rate) / slice.count as f64)
                 .fold(0.0, f64::max);
             let by_rate = (peak / RATE_PER_SHARD).ceil().max(1.0) as usize;
             plan.load.max_in_flight.get().min(by_rate)
@@ -150,7 +159,7 @@ fn shard_count(plan: &Plan) -> usize {
         LoadMode::Closed { concurrency, .. } => plan
             .phases
             .iter()
-            .map(|p| p.concurrency.unwrap_or(concurrency).get() as usize)
+            .map(|p| slice.share_usize(p.concurrency.unwrap_or(concurrency).get() as usize))
             .max()
             .unwrap_or(1),
     };
@@ -177,6 +186,22 @@ pub async fn run_prepared(
     live: Arc<LiveStats>,
     cancel: CancellationToken,
 ) -> Result<RunRecord, LoadError> {
+    let sys0 = SystemTime::now() + START_LEAD;
+    let part = run_slice(plan, target, live, cancel, Slice::WHOLE, sys0).await?;
+    Ok(finish(plan, sys0, part, Slice::WHOLE))
+}
+
+/// Sends `slice`'s share of the plan's schedule, which starts at `start`
+/// (wall clock; a start already past is caught up, as an open loop must),
+/// and returns what all load threads measured, merged.
+pub async fn run_slice(
+    plan: &Plan,
+    target: Target,
+    live: Arc<LiveStats>,
+    cancel: CancellationToken,
+    slice: Slice,
+    start: SystemTime,
+) -> Result<Part, LoadError> {
     let model = match ModelTraffic::prepare(plan).map_err(LoadError::Model)? {
         Some(t) => {
             let url = format!(
@@ -190,25 +215,28 @@ pub async fn run_prepared(
         None => None,
     };
     if plan.phases.is_empty() {
-        let now = SystemTime::now();
-        return Ok(RunRecord {
-            started_at: now,
-            ended_at: now,
-            phases: Vec::new(),
-            aborted: false,
-            generator: GeneratorInfo::default(),
+        return Ok(Part {
+            recorders: Vec::new(),
+            pacer: PacerKind::SleepUntil,
             transport: Client::new(target, 0, 1).record(),
+            reached: 0,
+            cancelled_at: None,
+            threads: 0,
         });
     }
-    let mut shards = shard_count(plan);
+    let mut shards = shard_count(plan, slice);
     if target.version == HttpVersion::Http2 && target.keep_alive {
         // Each load thread owns at least one HTTP/2 connection.
         shards = shards.min(client::h2_connections(&target, shards));
     }
     let counters: Arc<Vec<AtomicU64>> =
         Arc::new(plan.phases.iter().map(|_| AtomicU64::new(0)).collect());
-    let sys0 = SystemTime::now() + START_LEAD;
-    let t0 = Instant::now() + START_LEAD;
+    let sys0 = start;
+    let (now, sys_now) = (Instant::now(), SystemTime::now());
+    let t0 = match start.duration_since(sys_now) {
+        Ok(ahead) => now + ahead,
+        Err(late) => now.checked_sub(late.duration()).unwrap_or(now),
+    };
     live.set_phase(0, unix_ms(sys0));
 
     let mut receivers = Vec::with_capacity(shards);
@@ -216,11 +244,17 @@ pub async fn run_prepared(
         let spec = ShardSpec {
             index,
             shards,
+            slice,
             plan: plan.clone(),
             target: target.clone(),
             t0,
             sys0,
-            cap: share(plan.load.max_in_flight.get(), shards, index).max(1),
+            cap: share(
+                slice.share_usize(plan.load.max_in_flight.get()),
+                shards,
+                index,
+            )
+            .max(1),
             counters: counters.clone(),
             model: model.clone(),
         };
@@ -244,26 +278,20 @@ pub async fn run_prepared(
     for (shard, rx) in receivers.into_iter().enumerate() {
         results.push(rx.await.map_err(|_| LoadError::ShardLost { shard })?);
     }
-    Ok(merge(plan, sys0, results))
+    Ok(combine(results))
 }
 
-fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord {
-    let offsets = phase_offsets(plan);
-    let generator = GeneratorInfo {
-        // One fallen-back shard makes the run's pacing the fallback's.
-        pacer: matches!(plan.load.mode, LoadMode::Open).then(|| {
-            let kind = if results.iter().all(|r| r.pacer == PacerKind::Timerfd) {
-                PacerKind::Timerfd
-            } else {
-                PacerKind::SleepUntil
-            };
-            kind.as_str().to_string()
-        }),
-        shards: results.len(),
-        cores: cores(),
+/// Merges parts (load threads, or whole processes) phase by phase.
+pub fn combine(results: Vec<Part>) -> Part {
+    // One fallen-back thread makes the run's pacing the fallback's.
+    let pacer = if results.iter().all(|r| r.pacer == PacerKind::Timerfd) {
+        PacerKind::Timerfd
+    } else {
+        PacerKind::SleepUntil
     };
     let reached = results.iter().map(|r| r.reached).max().unwrap_or(0);
     let cancelled_at = results.iter().filter_map(|r| r.cancelled_at).min();
+    let threads = results.iter().map(|r| r.threads).sum();
     let mut transport = TransportRecord::default();
     for r in &results {
         transport.merge(&r.transport);
@@ -277,23 +305,53 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
             }
         }
     }
-    let phases = merged
-        .into_iter()
+    Part {
+        // A phase no part recorded cannot follow one that was (each part
+        // records every phase it reached).
+        recorders: merged.into_iter().map_while(|r| r).collect(),
+        pacer,
+        transport,
+        reached,
+        cancelled_at,
+        threads,
+    }
+}
+
+/// The run's record from the merged part of `slice` (the whole schedule
+/// once every process's part is merged): phase windows on the absolute
+/// timeline from `sys0`, and each phase's planned count of the slice.
+pub fn finish(plan: &Plan, sys0: SystemTime, part: Part, slice: Slice) -> RunRecord {
+    let offsets = phase_offsets(plan);
+    let generator = GeneratorInfo {
+        pacer: matches!(plan.load.mode, LoadMode::Open).then(|| part.pacer.as_str().to_string()),
+        shards: part.threads,
+        cores: cores(),
+        missing_shards: Vec::new(),
+    };
+    let Part {
+        recorders,
+        transport,
+        reached,
+        cancelled_at,
+        ..
+    } = part;
+    // Zipped with the plan: a record never holds more phases than it has.
+    let phases = (recorders.into_iter().zip(&plan.phases).zip(offsets))
         .enumerate()
-        .filter_map(|(i, rec)| {
-            let phase = &plan.phases[i];
-            let start = sys0 + offsets[i];
+        .map(|(i, ((rec, phase), offset))| {
+            let start = sys0 + offset;
             let planned_end = start + phase.duration;
             let end = match cancelled_at {
                 Some(c) if i + 1 == reached => c.clamp(start, planned_end),
                 _ => planned_end,
             };
-            let mut record = rec?.into_record(phase.name.clone(), start, end);
+            let mut record = rec.into_record(phase.name.clone(), start, end);
             if matches!(plan.load.mode, LoadMode::Open) {
                 let span = end.duration_since(start).unwrap_or_default();
-                record.planned = Some(Pacer::new(phase.rate, phase.duration).count_until(span));
+                let all = Pacer::new(phase.rate, phase.duration).count_until(span);
+                record.planned = Some(slice.share_of(all));
             }
-            Some(record)
+            record
         })
         .collect::<Vec<_>>();
     let ended_at = match cancelled_at {
@@ -311,11 +369,7 @@ fn merge(plan: &Plan, sys0: SystemTime, results: Vec<ShardResult>) -> RunRecord 
 }
 
 /// Body of a shard thread; `None` only if the runtime cannot be built.
-fn run_shard(
-    spec: ShardSpec,
-    live: Arc<LiveStats>,
-    cancel: CancellationToken,
-) -> Option<ShardResult> {
+fn run_shard(spec: ShardSpec, live: Arc<LiveStats>, cancel: CancellationToken) -> Option<Part> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -367,12 +421,13 @@ fn run_shard(
     // Abandoned requests hold clones of `ctx`; dropping them first frees it.
     drop(local);
     let recorders = std::mem::take(&mut *ctx.recorders.borrow_mut());
-    Some(ShardResult {
+    Some(Part {
         recorders,
         pacer,
         transport: ctx.client.record(),
         reached,
         cancelled_at,
+        threads: 1,
     })
 }
 
@@ -414,15 +469,16 @@ async fn drive(
                     think_time,
                 } => {
                     let c = phase.concurrency.unwrap_or(concurrency).get() as usize;
+                    let c = spec.slice.share_usize(c);
                     for _ in 0..share(c, spec.shards, spec.index) {
                         let counter = spec.counters.clone();
                         tokio::task::spawn_local(closed_worker(
                             ctx.clone(),
                             i,
-                            start,
-                            end,
+                            (start, end),
                             think_time,
                             counter,
+                            spec.slice,
                         ));
                     }
                 }
@@ -489,9 +545,8 @@ async fn open_phase(
 ) {
     let p = &spec.plan.phases[phase];
     let pacer = Pacer::new(p.rate, p.duration);
-    let stride = spec.shards as u64;
-    let budget = batch_budget(peak_rate(p.rate) / spec.shards as f64);
-    let mut n = spec.index as u64;
+    let (mut n, stride) = spec.slice.thread_numbers(spec.index, spec.shards);
+    let budget = batch_budget(peak_rate(p.rate) / stride as f64);
     while let Some(wake) = pacer.wake_offset(n, stride, budget) {
         timer.wait_until(start + wake).await;
         // Catch up: everything due by now leaves on this wake, however late
@@ -534,14 +589,14 @@ fn send_scheduled(ctx: &Rc<Ctx>, cap: usize, phase: usize, n: u64, due: Instant,
 async fn closed_worker(
     ctx: Rc<Ctx>,
     phase: usize,
-    start: Instant,
-    end: Instant,
+    (start, end): (Instant, Instant),
     think: Duration,
     counters: Arc<Vec<AtomicU64>>,
+    slice: Slice,
 ) {
     let mut slot = ctx.idle.borrow_mut().pop();
     while Instant::now() < end {
-        let n = counters[phase].fetch_add(1, Relaxed);
+        let n = slice.global(counters[phase].fetch_add(1, Relaxed));
         ctx.recorders.borrow_mut()[phase].scheduled += 1;
         if let Some(c) = &ctx.cells {
             c[phase].scheduled.fetch_add(1, Relaxed);

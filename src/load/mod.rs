@@ -11,10 +11,11 @@ pub mod metrics;
 pub mod model;
 pub mod pacer;
 pub mod recorder;
+pub mod slice;
 pub mod summary;
 pub mod timer;
 
 pub use client::preflight;
-pub use engine::{LoadError, run, run_prepared};
+pub use engine::{LoadError, Part, combine, finish, run, run_prepared, run_slice};
 pub use live::{LiveSnapshot, LiveStats};
 pub use summary::phase_summary_table;

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use crate::record::{ModelTruth, PhaseRecord, SecondStats, new_histogram};
 
 /// Quarter-octave buckets from 1 µs: 4 per power of two up to 2^27 µs (> 60 s).
-const SECOND_BUCKETS: usize = 4 * 28;
+pub(crate) const SECOND_BUCKETS: usize = 4 * 28;
 
 /// One second of a phase: counters and a coarse latency histogram (≤ 19 %
 /// bucket width) that is enough for a per-second P90 and merges by addition.
@@ -21,7 +21,7 @@ pub struct SecondAcc {
     pub client_errors: u64,
     pub server_errors: u64,
     pub failed: u64,
-    buckets: [u32; SECOND_BUCKETS],
+    pub(crate) buckets: [u32; SECOND_BUCKETS],
 }
 
 impl Default for SecondAcc {
@@ -120,12 +120,12 @@ pub struct Recorder {
     /// Requests that carried a fault header / whose response acknowledged it.
     pub faults_requested: u64,
     pub faults_acknowledged: u64,
-    statuses: Box<[u64; 600]>,
-    corrected: Histogram<u64>,
-    service: Histogram<u64>,
+    pub(crate) statuses: Box<[u64; 600]>,
+    pub(crate) corrected: Histogram<u64>,
+    pub(crate) service: Histogram<u64>,
     /// Open loop: actual send − intended send, µs (the generator's own error).
-    lag: Histogram<u64>,
-    seconds: Vec<SecondAcc>,
+    pub(crate) lag: Histogram<u64>,
+    pub(crate) seconds: Vec<SecondAcc>,
     /// With `[model]` only: one small sample per answered prediction (the
     /// exact expected accuracy of any window needs each one).
     pub model: ModelTruth,

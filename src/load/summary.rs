@@ -242,6 +242,7 @@ mod tests {
                 pacer: Some("timerfd".into()),
                 shards: 1,
                 cores: 2,
+                ..Default::default()
             },
             transport: Default::default(),
         };
@@ -282,6 +283,7 @@ mod tests {
             pacer: Some("timerfd".into()),
             shards,
             cores,
+            ..Default::default()
         };
         // (phase lags, rate, generator, expected reason; None = no warning)
         let cases: Vec<(&[u64], u64, GeneratorInfo, Option<&str>)> = vec![
@@ -306,6 +308,7 @@ mod tests {
                     pacer: Some("sleep_until".into()),
                     shards: 1,
                     cores: 2,
+                    ..Default::default()
                 },
                 Some("sleep_until pacer ran"),
             ),

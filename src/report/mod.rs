@@ -106,7 +106,10 @@ impl GeneratorReport {
             pacer: r.generator.pacer.clone(),
             shards: r.generator.shards,
             cores: r.generator.cores,
-            warnings: crate::load::summary::lag_warnings(r),
+            warnings: (r.generator.missing_shards.iter())
+                .map(crate::record::MissingShard::describe)
+                .chain(crate::load::summary::lag_warnings(r))
+                .collect(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub export_promtool: Option<PathBuf>,
     /// Serve the generator's own metrics here (`--metrics-listen`).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--shards N` / `coordinate`: the load comes from N shard processes.
+    pub shards: Option<crate::shard::ShardsOptions>,
 }
 
 /// What a run produced, whatever happened: filled in as it goes so a failed
@@ -232,7 +234,13 @@ async fn execute(
     let cron_stop = cancel.child_token();
     let _cron_guard = cron_stop.clone().drop_guard();
     let cron = start_evaluation(&plan, env, &target_url, &cron_stop)?;
-    let (record, died) = load_pass(&plan, &target_url, opts.progress, env, cancel).await;
+    let (record, died) = match &opts.shards {
+        None => load_pass(&plan, &target_url, opts.progress, env, cancel).await,
+        Some(s) => {
+            let record = crate::shard::load(s, &plan, &target_url, cancel).await;
+            (record, env.check_alive().err())
+        }
+    };
     let record = record?;
     session.record = Some(record.clone());
     if let Some(e) = died {

@@ -222,4 +222,6 @@ pub struct Observations<'a> {
     pub alerts: Vec<AlertTimeline>,
     /// One per recorded phase.
     pub sides: Vec<PhaseSides>,
+    /// Shards of a sharded run whose record never arrived.
+    pub missing_shards: Vec<crate::record::MissingShard>,
 }

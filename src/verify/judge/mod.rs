@@ -7,6 +7,7 @@ pub mod delivered;
 pub mod fault_ack;
 pub mod notify;
 pub mod quality;
+pub mod shards;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -95,11 +96,13 @@ pub fn judge(obs: &Observations<'_>, plan: &Plan, rules: &BTreeMap<String, RuleT
             .map(|(e, o)| {
                 let mut j = one(e, o, &cx);
                 delivered::gate(o, &mut j, &cx);
-                j.into_result(e)
+                shards::apply(&e.kind, &obs.missing_shards, j).into_result(e)
             })
             .collect(),
         alerts: obs.alerts.clone(),
-        agreement: obs.sides.iter().map(|s| agreement(s, &cx)).collect(),
+        agreement: (obs.sides.iter())
+            .map(|s| shards::agreement(agreement(s, &cx), &obs.missing_shards))
+            .collect(),
     }
 }
 

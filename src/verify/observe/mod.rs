@@ -66,6 +66,7 @@ pub async fn observe<'a>(
         expectations,
         alerts: timelines.into_values().collect(),
         sides,
+        missing_shards: inp.record.generator.missing_shards.clone(),
     })
 }
 

@@ -1,0 +1,215 @@
+//! A run split into shards that agree exactly: N `slocheck load --shard
+//! I/N` processes each send the request numbers `n ≡ I (mod N)` of the
+//! global schedule (`load::slice`), started together by a coordinator that
+//! then merges their records into the run's one record. `run --shards N`
+//! and `coordinate` take the load step of `run` from here; verification and
+//! reports are `run`'s own.
+//!
+//! - `wire`: the protocol's messages and the record encoding (pure).
+//! - `coordinator`: the HTTP barrier and collector.
+//! - `client`: the shard process (`load --shard`).
+
+pub mod client;
+pub mod coordinator;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::load::pacer::Pacer;
+use crate::load::slice::Slice;
+use crate::plan::{LoadMode, Plan};
+use crate::process::ManagedChild;
+use crate::record::{MissingShard, RunRecord};
+use coordinator::Coordinator;
+use wire::Identity;
+
+/// How `run --shards` / `coordinate` shard the load.
+#[derive(Debug, Clone)]
+pub struct ShardsOptions {
+    pub count: u64,
+    /// `coordinate --listen`; None: `run --shards`, which listens on
+    /// 127.0.0.1:0 and starts the N shard processes itself.
+    pub listen: Option<SocketAddr>,
+    pub register_timeout: Duration,
+    /// `$SLOCHECK_COORDINATOR_TOKEN` (`run --shards` makes one when unset).
+    pub token: Option<String>,
+}
+
+/// Lead between the start announcement and the first scheduled send: time
+/// for every shard's long poll to return and its threads to come up.
+pub const START_AHEAD: Duration = Duration::from_secs(2);
+/// Wait for records beyond the planned end and the request timeout.
+pub const REPORT_GRACE: Duration = Duration::from_secs(30);
+
+/// Each shard's planned request count: its share of every phase's
+/// schedule (open loop); None in closed mode.
+pub fn planned_share(plan: &Plan, slice: Slice) -> Option<u64> {
+    matches!(plan.load.mode, LoadMode::Open).then(|| {
+        (plan.phases.iter())
+            .map(|p| slice.share_of(Pacer::new(p.rate, p.duration).count_until(p.duration)))
+            .sum()
+    })
+}
+
+/// The shard processes of `run --shards`, killed by PID on every exit path
+/// (`ManagedChild` kills on drop; Ctrl-C reaches slocheck, which drops them).
+struct Children(Vec<ManagedChild>);
+
+impl Children {
+    fn spawn(
+        plan: &Plan,
+        count: u64,
+        coordinator: &str,
+        target: &Url,
+        token: &str,
+    ) -> Result<Children, Error> {
+        let bin = std::env::current_exe()
+            .map_err(|e| Error::Environment(format!("cannot find slocheck's own binary: {e}")))?;
+        let mut kids = Vec::new();
+        for i in 0..count {
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.arg("load")
+                .arg(&plan.source)
+                .args(["--shard", &format!("{i}/{count}")])
+                .args(["--coordinator", coordinator])
+                .args(["--target-url", target.as_str()])
+                .args(["--seed", &plan.seed.to_string()])
+                .arg("--quiet")
+                .env(wire::TOKEN_ENV, token)
+                .env_remove(crate::load::slice::INDEX_ENV)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null());
+            let child = ManagedChild::spawn(cmd).map_err(|e| {
+                Error::Environment(format!(
+                    "cannot start shard {i}/{count} ({}): {e}",
+                    bin.display()
+                ))
+            })?;
+            kids.push(child);
+        }
+        Ok(Children(kids))
+    }
+
+    /// Shards whose process has ended, with how.
+    fn gone(&mut self) -> Vec<(u64, String)> {
+        (self.0.iter_mut().enumerate())
+            .filter_map(|(i, c)| c.exited().map(|w| (i as u64, w)))
+            .collect()
+    }
+
+    async fn stop(self) {
+        for c in self.0 {
+            let _ = c.stop(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// The load step of a sharded run: coordinator up, shards (started here for
+/// `run --shards`) registered, start announced, records collected and
+/// merged. Shards that never reported are named in the record
+/// (`generator.missing_shards`); the verdict then treats the client's
+/// ground truth as partial.
+pub(crate) async fn load(
+    s: &ShardsOptions,
+    plan: &Plan,
+    target: &Url,
+    cancel: &CancellationToken,
+) -> Result<RunRecord, Error> {
+    let bytes = std::fs::read(&plan.source).map_err(|source| Error::Io {
+        what: "read",
+        path: plan.source.clone(),
+        source,
+    })?;
+    let identity = Identity::new(&bytes, plan.seed, s.count);
+    let local = s.listen.is_none();
+    let token = match (&s.token, local) {
+        (Some(t), _) => Some(t.clone()),
+        (None, true) => Some(format!("{:032x}", rand::random::<u128>())),
+        (None, false) => None,
+    };
+    let listen = s.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let coord = Coordinator::start(listen, identity, token.clone()).await?;
+    eprintln!(
+        "slocheck: coordinator listening on {} for {} shards",
+        coord.url(),
+        s.count
+    );
+    let mut kids = if local {
+        Some(Children::spawn(
+            plan,
+            s.count,
+            &coord.url(),
+            target,
+            token.as_deref().unwrap_or_default(),
+        )?)
+    } else {
+        None
+    };
+    let result = async {
+        let mut gone = || kids.as_mut().map(Children::gone).unwrap_or_default();
+        coord
+            .wait_registered(s.register_timeout, cancel, &mut gone)
+            .await?;
+        let start = SystemTime::now() + START_AHEAD;
+        coord.announce(start);
+        let deadline = start + plan.total_duration() + plan.request.timeout + REPORT_GRACE;
+        let (records, missing) = coord.collect(deadline, cancel, &mut gone).await;
+        let mut parts = Vec::with_capacity(records.len());
+        for r in &records {
+            // Checked on arrival; a failure here would be a coordinator bug.
+            parts.push(
+                r.to_part()
+                    .map_err(|e| Error::Environment(format!("shard {}'s record: {e}", r.index)))?,
+            );
+        }
+        let mut record =
+            crate::load::finish(plan, start, crate::load::combine(parts), Slice::WHOLE);
+        record.generator.missing_shards = missing
+            .into_iter()
+            .map(|(index, why)| MissingShard {
+                index,
+                of: s.count,
+                planned: Slice::new(index, s.count).and_then(|sl| planned_share(plan, sl)),
+                why,
+            })
+            .collect();
+        for m in &record.generator.missing_shards {
+            eprintln!("slocheck: warning: {}", m.describe());
+        }
+        Ok(record)
+    }
+    .await;
+    if let Some(k) = kids {
+        k.stop().await;
+    }
+    coord.shutdown().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_shares_add_up_to_the_plan() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/error-spike.toml");
+        let plan = crate::scenario::load(&path).unwrap().plan;
+        let whole = planned_share(&plan, Slice::WHOLE).unwrap();
+        let expect: u64 = (plan.phases.iter())
+            .map(|p| Pacer::new(p.rate, p.duration).count_until(p.duration))
+            .sum();
+        assert_eq!(whole, expect);
+        for n in [2u64, 3, 4, 7] {
+            let sum: u64 = (0..n)
+                .map(|i| planned_share(&plan, Slice::new(i, n).unwrap()).unwrap())
+                .sum();
+            assert_eq!(sum, whole, "N = {n}");
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Sharded runs (`run --shards N`, `coordinate`, `load --shard I/N`) on
+//! one machine: real shard processes, a real coordinator, the built-in
+//! target and a real managed Prometheus. Whole-scenario tests are `slow_`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Sandbox, dump, stderr};
+use serde_json::Value;
+
+fn prometheus() -> bool {
+    common::require_tool(&["prometheus"], "ci/setup.sh").is_some()
+}
+
+fn verdicts(r: &Value) -> Vec<(String, String)> {
+    (r["expectations"].as_array().expect("expectations").iter())
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap_or("").to_string(),
+                e["verdict"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Per phase: (name, sent, scheduled, dropped, injected_errors).
+fn phase_counts(r: &Value) -> Vec<(String, u64, u64, u64, u64)> {
+    (r["phases"].as_array().expect("phases").iter())
+        .map(|p| {
+            let n = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{k} in {p}"));
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                n("sent"),
+                n("scheduled"),
+                n("dropped"),
+                n("injected_errors"),
+            )
+        })
+        .collect()
+}
+
+/// The requests error-spike's plan schedules per phase: 150 rps constant
+/// over 10 s, 25 s and 20 s.
+const PLANNED: [u64; 3] = [1500, 3750, 3000];
+
+/// Live processes whose command line is a shard of this coordinator.
+fn shard_pids(coordinator: &str) -> Vec<u32> {
+    common::processes_mentioning(&format!("--coordinator {coordinator}"))
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie is dead but not reaped: that is a leak too.
+        Ok(stat) => stat.split_whitespace().nth(2).is_none(),
+    }
+}
+
+fn coordinator_url(line: &str) -> String {
+    let at = line.find("http://").expect("url in the line");
+    line[at..]
+        .split_whitespace()
+        .next()
+        .expect("url")
+        .to_string()
+}
+
+#[test]
+fn slow_one_and_four_shards_agree_exactly() {
+    if !prometheus() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let json = sb.path().join("r.json");
+    let run = |n: &str| {
+        let o = sb.run(&[
+            "run",
+            "scenarios/error-spike.toml",
+            "--shards",
+            n,
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let r = common::read_json(&json);
+        sb.assert_clean();
+        (o, r)
+    };
+    let (o1, r1) = run("1");
+    let (o4, r4) = run("4");
+    assert_eq!(o1.status.code(), Some(0), "{}", dump(&o1));
+    assert_eq!(o4.status.code(), Some(0), "{}", dump(&o4));
+    assert_eq!(verdicts(&r1), verdicts(&r4));
+    assert_eq!(
+        r4["generator"]["shards"].as_u64().map(|s| s >= 4),
+        Some(true)
+    );
+
+    let (c1, c4) = (phase_counts(&r1), phase_counts(&r4));
+    assert_eq!(c1.len(), 3);
+    for ((a, b), &plan) in c1.iter().zip(&c4).zip(&PLANNED) {
+        assert_eq!(a.0, b.0);
+        // The exact seeded fault plan, whichever process sent which request.
+        assert_eq!(a.4, b.4, "injected errors of {}", a.0);
+        // Merged sent counts are the plan's scheduled counts, none dropped.
+        assert_eq!((b.1, b.2, b.3), (plan, plan, 0), "phase {}", b.0);
+        assert_eq!((a.1, a.2, a.3), (plan, plan, 0), "phase {}", a.0);
+    }
+    assert!(c4[1].4 > 0, "the spike injected errors");
+
+    // Prometheus saw the injected ratio, to within one percentage point.
+    let spike = (r4["agreement"].as_array().unwrap().iter())
+        .find(|a| a["phase"] == "spike")
+        .expect("spike row");
+    let prom = spike["prometheus_error_ratio"]
+        .as_f64()
+        .expect("prom ratio");
+    let injected = spike["injected_error_ratio"].as_f64().expect("injected");
+    assert!(
+        (prom - injected).abs() <= 0.01,
+        "prometheus {prom} vs injected {injected}"
+    );
+}
+
+#[test]
+fn slow_a_killed_shard_gives_a_partial_verdict_naming_it() {
+    if !prometheus() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let json = sb.path().join("r.json");
+    let mut run = sb.spawn(&[
+        "run",
+        "scenarios/error-spike.toml",
+        "--shards",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let line = run.wait_for("coordinator listening on", Duration::from_secs(60));
+    let url = coordinator_url(&line);
+    run.wait_for("all 4 shards registered", Duration::from_secs(60));
+    let pids = shard_pids(&url);
+    assert_eq!(pids.len(), 4, "four shard processes");
+    // Mid-run: in the spike.
+    std::thread::sleep(Duration::from_secs(15));
+    let victim = common::processes_mentioning(&format!("--shard 2/4 --coordinator {url}"));
+    assert_eq!(victim.len(), 1, "{victim:?}");
+    let pid = nix::unistd::Pid::from_raw(victim[0].0 as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill shard 2");
+    let (code, err) = run.finish(Duration::from_secs(180));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("shard 2/4 ("), "{err}");
+    let r = common::read_json(&json);
+    sb.assert_clean();
+    for pid in pids {
+        assert!(gone(pid), "shard process {pid} left running");
+    }
+    let by_id = |id: &str| common::expectation(&r, id).clone();
+    for id in ["spike-error-ratio", "baseline-p90"] {
+        let e = by_id(id);
+        assert_eq!(e["verdict"], "inconclusive", "{e}");
+        let reason = e["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("shard 2/4 (") && reason.contains("planned requests) is missing"),
+            "{reason}"
+        );
+    }
+    // Prometheus alone judged the alert: that verdict stands.
+    assert_eq!(by_id("high-error-rate-lifecycle")["verdict"], "pass");
+    let warnings = r["generator"]["warnings"].to_string();
+    assert!(warnings.contains("shard 2/4"), "{warnings}");
+    assert!(r["agreement"][1]["client_error_ratio"].is_null());
+}
+
+/// The built-in target, in process, for shards to preflight against (its
+/// runtime serves it while the test thread waits on the binary).
+fn target() -> (
+    tokio::runtime::Runtime,
+    slocheck::target::TargetHandle,
+    String,
+) {
+    use slocheck::target::{TargetConfig, TargetHandle};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let t = rt
+        .block_on(TargetHandle::start(TargetConfig::default()))
+        .expect("target");
+    let url = t.base_url().to_string();
+    (rt, t, url)
+}
+
+fn only_error_line(o: &std::process::Output) -> String {
+    let err = stderr(o);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {}", dump(o));
+    assert!(errors[0].starts_with("slocheck: error: "), "{}", dump(o));
+    errors[0].to_string()
+}
+
+#[test]
+fn refusals_are_one_line_errors_with_their_exit_codes() {
+    if !prometheus() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (rt, tgt, target_url) = target();
+    let mut coord = sb.spawn_env(
+        &[
+            "coordinate",
+            "scenarios/error-spike.toml",
+            "--shards",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--target-url",
+            &target_url,
+            "--register-timeout",
+            "25s",
+            "--quiet",
+        ],
+        &[("SLOCHECK_COORDINATOR_TOKEN", "right")],
+    );
+    let line = coord.wait_for("coordinator listening on", Duration::from_secs(60));
+    let url = coordinator_url(&line);
+    let other = sb.scenario_copy(
+        "error-spike.toml",
+        None,
+        &[("seed = 42", "seed = 42 # edited")],
+    );
+    let shard = |scenario: &str, extra: &[&str], token: &str| {
+        let mut c = sb.command();
+        c.args([
+            "load",
+            scenario,
+            "--coordinator",
+            &url,
+            "--target-url",
+            &target_url,
+            "--quiet",
+        ])
+        .args(extra)
+        .env("SLOCHECK_COORDINATOR_TOKEN", token);
+        c.output().expect("run shard")
+    };
+    let spike = "scenarios/error-spike.toml";
+    let o = shard(spike, &["--shard", "0/2"], "wrong");
+    assert_eq!(o.status.code(), Some(3), "{}", dump(&o));
+    assert!(only_error_line(&o).contains("refused this shard's token"));
+    let o = shard(other.to_str().unwrap(), &["--shard", "0/2"], "right");
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    assert!(only_error_line(&o).contains("another scenario"));
+    let o = shard(spike, &["--shard", "1/2", "--seed", "7"], "right");
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    assert!(only_error_line(&o).contains("seed 7"));
+    let o = shard(spike, &["--shard", "1/3"], "right");
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    assert!(only_error_line(&o).contains("one of 3 shards"));
+
+    // Nobody acceptable came: the coordinator names both missing shards.
+    let (code, err) = coord.finish(Duration::from_secs(90));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("refused (401)") && err.contains("refused (409)"),
+        "{err}"
+    );
+    assert!(err.contains("shard(s) 0, 1 of 2 never registered"), "{err}");
+    rt.block_on(tgt.shutdown());
+    sb.assert_clean();
+}
+
+#[test]
+fn a_coordinator_that_never_starts_is_a_bounded_one_line_error() {
+    let sb = Sandbox::new();
+    let (rt, tgt, target_url) = target();
+    let port = slocheck::process::free_loopback_port().unwrap();
+    let dead = format!("http://127.0.0.1:{port}/");
+    let began = Instant::now();
+    let o = sb.run(&[
+        "load",
+        "scenarios/error-spike.toml",
+        "--shard",
+        "0/2",
+        "--coordinator",
+        &dead,
+        "--coordinator-timeout",
+        "2s",
+        "--target-url",
+        &target_url,
+        "--quiet",
+    ]);
+    let took = began.elapsed();
+    assert_eq!(o.status.code(), Some(3), "{}", dump(&o));
+    assert!(only_error_line(&o).contains(&format!("cannot reach the coordinator at {dead}")));
+    assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+    rt.block_on(tgt.shutdown());
+}
+
+#[test]
+fn shard_index_from_the_job_completion_index() {
+    let sb = Sandbox::new();
+    let run = |env: Option<&str>| {
+        let mut c = sb.command();
+        c.args([
+            "load",
+            "scenarios/error-spike.toml",
+            "--shard",
+            "/4",
+            "--quiet",
+        ])
+        .env_remove("JOB_COMPLETION_INDEX");
+        if let Some(v) = env {
+            c.env("JOB_COMPLETION_INDEX", v);
+        }
+        c.output().expect("run")
+    };
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    assert!(only_error_line(&o).contains("JOB_COMPLETION_INDEX, which is not set"));
+    let o = run(Some("4"));
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    assert!(only_error_line(&o).contains("not below the shard count 4"));
+    let o = sb.run(&["load", "scenarios/error-spike.toml", "--shard", "4/4"]);
+    assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+}
+
+/// Without a coordinator a shard runs its slice at once: a quarter of a
+/// short scenario's schedule, exactly.
+#[test]
+fn a_standalone_shard_sends_its_slice() {
+    let sb = Sandbox::new();
+    let scenario = sb.scenario_copy(
+        "error-spike.toml",
+        None,
+        &[
+            ("rate = 150", "rate = 40"),
+            ("duration = \"10s\"", "duration = \"1s\""),
+            ("duration = \"25s\"", "duration = \"1s\""),
+            ("duration = \"20s\"", "duration = \"1s\""),
+        ],
+    );
+    let o = sb.run(&[
+        "load",
+        scenario.to_str().unwrap(),
+        "--shard",
+        "1/4",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
+    let out = common::stdout(&o);
+    assert!(out.contains("shard 1/4:"), "{out}");
+    // 40 requests a second for 1 s is 40 per phase; shard 1 of 4 sends 10.
+    for phase in ["baseline", "spike", "recovery"] {
+        let row = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(phase))
+            .unwrap_or_else(|| panic!("no row for {phase}: {out}"));
+        assert!(row.split_whitespace().any(|c| c == "10"), "{row}");
+    }
+}
