@@ -362,3 +362,69 @@ fn a_standalone_shard_sends_its_slice() {
         assert!(row.split_whitespace().any(|c| c == "10"), "{row}");
     }
 }
+
+/// The coordinator's other routes: `/healthz` for probes without a token,
+/// the Alertmanager webhook recorder only with it.
+#[test]
+fn coordinator_serves_health_and_the_webhook_recorder_behind_its_token() {
+    use slocheck::shard::coordinator::Coordinator;
+    use slocheck::shard::wire::Identity;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let coord = Coordinator::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Identity::new(b"x", 1, 2),
+            Some("s3cret".into()),
+        )
+        .await
+        .expect("coordinator");
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("{}{p}", coord.url());
+        let health = http.get(url("healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let payload = serde_json::json!({
+            "version": "4", "status": "firing", "receiver": "slocheck-recorder",
+            "alerts": [{"status": "firing", "labels": {"alertname": "HighErrorRate"}}]
+        });
+        let post = |token: Option<&str>| {
+            let mut r = http.post(url("receiver/slocheck-recorder")).json(&payload);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        assert_eq!(post(None).await.unwrap().status(), 401);
+        assert_eq!(post(Some("wrong")).await.unwrap().status(), 401);
+        assert!(coord.notifications().is_empty());
+        assert_eq!(post(Some("s3cret")).await.unwrap().status(), 200);
+        let got = coord.notifications();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].url_receiver, "slocheck-recorder");
+        // Shard routes want the token too.
+        let reg = http
+            .post(url("shards/register"))
+            .json(&payload)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reg.status(), 401);
+        coord.shutdown().await;
+    });
+}
+
+/// A non-loopback address without a token is refused before listening.
+#[test]
+fn coordinator_refuses_a_public_address_without_a_token() {
+    use slocheck::shard::coordinator::Coordinator;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let err = rt
+        .block_on(Coordinator::start(
+            "0.0.0.0:0".parse().unwrap(),
+            slocheck::shard::wire::Identity::new(b"x", 1, 2),
+            None,
+        ))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("without a token"), "{err}");
+    assert_eq!(err.exit_code(), 2);
+}

@@ -209,7 +209,40 @@ async fn execute(
         crate::signals::blocking(cancel, interrupt, move || read_inputs(&opts)).await?
     };
     session.plan = Some(plan.clone());
-    check_inputs(&plan, &rule_files)?;
+    let coordinated = opts.shards.as_ref().is_some_and(|s| s.listen.is_some());
+    check_inputs(&plan, &rule_files, coordinated)?;
+    // Up before anything else: probes find `/healthz`, shards may register.
+    let sharded = match &opts.shards {
+        Some(s) => Some(crate::shard::Sharded::start(s, &plan).await?),
+        None => None,
+    };
+    let result = execute_load(
+        opts,
+        session,
+        env,
+        (&plan, rule_files),
+        sharded.as_ref(),
+        cancel,
+        interrupt,
+    )
+    .await;
+    if let Some(s) = sharded {
+        s.shutdown().await;
+    }
+    result
+}
+
+/// `execute` from the target on, with the coordinator of a sharded run.
+async fn execute_load(
+    opts: &RunOptions,
+    session: &mut Session,
+    env: &mut Env,
+    (plan, rule_files): (&Plan, Vec<RuleFile>),
+    sharded: Option<&crate::shard::Sharded>,
+    cancel: &CancellationToken,
+    interrupt: &Interrupt,
+) -> Result<(), Error> {
+    let plan = plan.clone();
 
     let target_url = env.start_target(&plan).await?;
     let loaded_rules = rule_files.clone();
@@ -234,10 +267,10 @@ async fn execute(
     let cron_stop = cancel.child_token();
     let _cron_guard = cron_stop.clone().drop_guard();
     let cron = start_evaluation(&plan, env, &target_url, &cron_stop)?;
-    let (record, died) = match &opts.shards {
+    let (record, died) = match sharded {
         None => load_pass(&plan, &target_url, opts.progress, env, cancel).await,
         Some(s) => {
-            let record = crate::shard::load(s, &plan, &target_url, cancel).await;
+            let record = s.load(&plan, &target_url, cancel).await;
             (record, env.check_alive().err())
         }
     };
@@ -280,6 +313,7 @@ async fn execute(
         charts: opts.report_dir.is_some(),
         loaded: &loaded_rules,
         export: opts.export_promtool.as_deref(),
+        sharded,
     };
     tokio::select! {
         r = verify_and_chart(observed, session) => r,
@@ -329,7 +363,10 @@ fn read_inputs(opts: &RunOptions) -> Result<(Plan, Vec<RuleFile>), Error> {
 /// What can be refused before anything starts (exit 2): combinations of
 /// scenario and command line, the time scale against the rules, and the
 /// Alertmanager config.
-fn check_inputs(plan: &Plan, rule_files: &[RuleFile]) -> Result<(), Error> {
+/// `coordinated`: `coordinate`, whose own webhook recorder receives what
+/// the cluster's Alertmanager sends, so delivery checks work with an
+/// external Prometheus.
+fn check_inputs(plan: &Plan, rule_files: &[RuleFile], coordinated: bool) -> Result<(), Error> {
     if let Some(url) = &plan.prometheus.url {
         env::check_prometheus_url(url)?;
         if plan.prometheus.time_scale != 1.0 {
@@ -339,7 +376,7 @@ fn check_inputs(plan: &Plan, rule_files: &[RuleFile]) -> Result<(), Error> {
                 plan.prometheus.time_scale
             )));
         }
-        if plan.alertmanager.is_some() {
+        if plan.alertmanager.is_some() && !coordinated {
             return Err(Error::Invalid(format!(
                 "{}: delivery checks need a managed Prometheus that sends to slocheck's Alertmanager; an external one sends where its own config says (hint: remove prometheus.url / --prometheus-url, or the notified expectations and [alertmanager])",
                 plan.source.display()
@@ -460,6 +497,8 @@ struct VerifyInputs<'a> {
     loaded: &'a [RuleFile],
     /// `--export-promtool DIR`.
     export: Option<&'a std::path::Path>,
+    /// The coordinator of a sharded run (its webhook recorder).
+    sharded: Option<&'a crate::shard::Sharded>,
 }
 
 /// What runs on the finished run besides verification: rule coverage and
@@ -546,7 +585,8 @@ impl AfterVerify<'_> {
 async fn verify_and_chart(v: VerifyInputs<'_>, session: &mut Session) -> Result<(), Error> {
     let until = SystemTime::now();
     eprintln!("slocheck: verifying {} expectations", v.plan.expects.len());
-    let deliveries = v.env.alerting.as_ref().map(|a| a.deliveries());
+    let deliveries = (v.env.alerting.as_ref().map(|a| a.deliveries()))
+        .or_else(|| v.sharded.and_then(|s| s.deliveries(v.plan)));
     let inputs = verify::Inputs {
         plan: v.plan,
         record: v.record,

@@ -56,6 +56,22 @@ pub fn planned_share(plan: &Plan, slice: Slice) -> Option<u64> {
     })
 }
 
+/// Takes the missing shards' shares out of each phase's planned count, so
+/// the delivered-load rule judges what the reporting shards sent against
+/// what they were to send; what the missing ones did is unknown, and
+/// `verify::judge::shards` says so.
+fn discount_missing(record: &mut RunRecord) {
+    let missing: Vec<Slice> = (record.generator.missing_shards.iter())
+        .filter_map(|m| Slice::new(m.index, m.of))
+        .collect();
+    for p in &mut record.phases {
+        if let Some(all) = p.planned {
+            let gone: u64 = missing.iter().map(|s| s.share_of(all)).sum();
+            p.planned = Some(all.saturating_sub(gone));
+        }
+    }
+}
+
 /// The shard processes of `run --shards`, killed by PID on every exit path
 /// (`ManagedChild` kills on drop; Ctrl-C reaches slocheck, which drops them).
 struct Children(Vec<ManagedChild>);
@@ -109,91 +125,165 @@ impl Children {
     }
 }
 
-/// The load step of a sharded run: coordinator up, shards (started here for
-/// `run --shards`) registered, start announced, records collected and
-/// merged. Shards that never reported are named in the record
-/// (`generator.missing_shards`); the verdict then treats the client's
-/// ground truth as partial.
-pub(crate) async fn load(
-    s: &ShardsOptions,
-    plan: &Plan,
-    target: &Url,
-    cancel: &CancellationToken,
-) -> Result<RunRecord, Error> {
-    let bytes = std::fs::read(&plan.source).map_err(|source| Error::Io {
-        what: "read",
-        path: plan.source.clone(),
-        source,
-    })?;
-    let identity = Identity::new(&bytes, plan.seed, s.count);
-    let local = s.listen.is_none();
-    let token = match (&s.token, local) {
-        (Some(t), _) => Some(t.clone()),
-        (None, true) => Some(format!("{:032x}", rand::random::<u128>())),
-        (None, false) => None,
-    };
-    let listen = s.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let coord = Coordinator::start(listen, identity, token.clone()).await?;
-    eprintln!(
-        "slocheck: coordinator listening on {} for {} shards",
-        coord.url(),
-        s.count
-    );
-    let mut kids = if local {
-        Some(Children::spawn(
-            plan,
-            s.count,
-            &coord.url(),
-            target,
-            token.as_deref().unwrap_or_default(),
-        )?)
-    } else {
-        None
-    };
-    let result = async {
-        let mut gone = || kids.as_mut().map(Children::gone).unwrap_or_default();
-        coord
-            .wait_registered(s.register_timeout, cancel, &mut gone)
-            .await?;
-        let start = SystemTime::now() + START_AHEAD;
-        coord.announce(start);
-        let deadline = start + plan.total_duration() + plan.request.timeout + REPORT_GRACE;
-        let (records, missing) = coord.collect(deadline, cancel, &mut gone).await;
-        let mut parts = Vec::with_capacity(records.len());
-        for r in &records {
-            // Checked on arrival; a failure here would be a coordinator bug.
-            parts.push(
-                r.to_part()
-                    .map_err(|e| Error::Environment(format!("shard {}'s record: {e}", r.index)))?,
-            );
-        }
-        let mut record =
-            crate::load::finish(plan, start, crate::load::combine(parts), Slice::WHOLE);
-        record.generator.missing_shards = missing
-            .into_iter()
-            .map(|(index, why)| MissingShard {
-                index,
-                of: s.count,
-                planned: Slice::new(index, s.count).and_then(|sl| planned_share(plan, sl)),
-                why,
-            })
-            .collect();
-        for m in &record.generator.missing_shards {
-            eprintln!("slocheck: warning: {}", m.describe());
-        }
-        Ok(record)
+/// A sharded run's coordinator, up from before the load until after
+/// verification (it is also the webhook recorder of `notified`).
+pub struct Sharded {
+    opts: ShardsOptions,
+    coord: Coordinator,
+    token: Option<String>,
+}
+
+impl Sharded {
+    /// Listens (`coordinate --listen`, or 127.0.0.1:0 for `run --shards`,
+    /// which makes a token when none is set).
+    pub async fn start(opts: &ShardsOptions, plan: &Plan) -> Result<Sharded, Error> {
+        let bytes = std::fs::read(&plan.source).map_err(|source| Error::Io {
+            what: "read",
+            path: plan.source.clone(),
+            source,
+        })?;
+        let identity = Identity::new(&bytes, plan.seed, opts.count);
+        let token = match (&opts.token, opts.listen) {
+            (Some(t), _) => Some(t.clone()),
+            (None, None) => Some(format!("{:032x}", rand::random::<u128>())),
+            (None, Some(_)) => None,
+        };
+        let listen = opts.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let coord = Coordinator::start(listen, identity, token.clone()).await?;
+        eprintln!(
+            "slocheck: coordinator listening on {} for {} shards",
+            coord.url(),
+            opts.count
+        );
+        Ok(Sharded {
+            opts: opts.clone(),
+            coord,
+            token,
+        })
     }
-    .await;
-    if let Some(k) = kids {
-        k.stop().await;
+
+    /// The load step: shards (started here for `run --shards`) registered,
+    /// start announced, records collected and merged. Shards that never
+    /// reported are named in the record (`generator.missing_shards`); the
+    /// verdict then treats the client's ground truth as partial.
+    pub async fn load(
+        &self,
+        plan: &Plan,
+        target: &Url,
+        cancel: &CancellationToken,
+    ) -> Result<RunRecord, Error> {
+        let (s, coord) = (&self.opts, &self.coord);
+        let mut kids = match s.listen {
+            None => Some(Children::spawn(
+                plan,
+                s.count,
+                &coord.url(),
+                target,
+                self.token.as_deref().unwrap_or_default(),
+            )?),
+            Some(_) => None,
+        };
+        let result =
+            async {
+                let mut gone = || kids.as_mut().map(Children::gone).unwrap_or_default();
+                coord
+                    .wait_registered(s.register_timeout, cancel, &mut gone)
+                    .await?;
+                let start = SystemTime::now() + START_AHEAD;
+                coord.announce(start);
+                let deadline = start + plan.total_duration() + plan.request.timeout + REPORT_GRACE;
+                let (records, missing) = coord.collect(deadline, cancel, &mut gone).await;
+                let mut parts = Vec::with_capacity(records.len());
+                for r in &records {
+                    // Checked on arrival; a failure here would be a coordinator bug.
+                    parts.push(r.to_part().map_err(|e| {
+                        Error::Environment(format!("shard {}'s record: {e}", r.index))
+                    })?);
+                }
+                let mut record =
+                    crate::load::finish(plan, start, crate::load::combine(parts), Slice::WHOLE);
+                record.generator.missing_shards = missing
+                    .into_iter()
+                    .map(|(index, why)| MissingShard {
+                        index,
+                        of: s.count,
+                        planned: Slice::new(index, s.count).and_then(|sl| planned_share(plan, sl)),
+                        why,
+                    })
+                    .collect();
+                discount_missing(&mut record);
+                for m in &record.generator.missing_shards {
+                    eprintln!("slocheck: warning: {}", m.describe());
+                }
+                Ok(record)
+            }
+            .await;
+        if let Some(k) = kids {
+            k.stop().await;
+        }
+        result
     }
-    coord.shutdown().await;
-    result
+
+    /// What the coordinator's webhook recorder received, for `notified`
+    /// when Alertmanager runs elsewhere (`coordinate` with an external
+    /// Prometheus): timing and receivers from the scenario's
+    /// `[alertmanager]`, as for a managed Alertmanager at time scale 1.
+    pub fn deliveries(&self, plan: &Plan) -> Option<crate::alertmanager::stack::Deliveries> {
+        let am = plan.alertmanager.as_ref()?;
+        let cfg = crate::alertmanager::stack::precheck(am, 1.0).ok()?;
+        Some(crate::alertmanager::stack::Deliveries {
+            notifications: self.coord.notifications(),
+            timing: cfg.timing,
+            send_resolved: cfg.send_resolved,
+            user_config: am.config.is_some(),
+            collected_at: SystemTime::now(),
+        })
+    }
+
+    pub async fn shutdown(self) {
+        self.coord.shutdown().await;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_shares_leave_the_planned_counts() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/error-spike.toml");
+        let plan = crate::scenario::load(&path).unwrap().plan;
+        let part = crate::load::Part {
+            recorders: (plan.phases.iter())
+                .map(|p| crate::load::recorder::Recorder::new(p.duration))
+                .collect(),
+            pacer: crate::load::timer::PacerKind::Timerfd,
+            transport: Default::default(),
+            reached: plan.phases.len(),
+            cancelled_at: None,
+            threads: 3,
+        };
+        let mut record = crate::load::finish(&plan, SystemTime::UNIX_EPOCH, part, Slice::WHOLE);
+        assert_eq!(
+            record.phases.iter().map(|p| p.planned).collect::<Vec<_>>(),
+            vec![Some(1500), Some(3750), Some(3000)]
+        );
+        record.generator.missing_shards = [1u64, 3]
+            .map(|index| MissingShard {
+                index,
+                of: 4,
+                planned: None,
+                why: "gone".into(),
+            })
+            .to_vec();
+        discount_missing(&mut record);
+        // 3750 = 4·937 + 2: shards 0 and 1 have 938, shards 2 and 3 have 937.
+        assert_eq!(
+            record.phases.iter().map(|p| p.planned).collect::<Vec<_>>(),
+            vec![Some(750), Some(3750 - 938 - 937), Some(1500)]
+        );
+    }
 
     #[test]
     fn planned_shares_add_up_to_the_plan() {
