@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, dump, stderr};
+use common::{Running, Sandbox, dump, stderr};
 use serde_json::Value;
 
 fn prometheus() -> bool {
@@ -427,4 +427,185 @@ fn coordinator_refuses_a_public_address_without_a_token() {
         .expect("refused");
     assert!(err.to_string().contains("without a token"), "{err}");
     assert_eq!(err.exit_code(), 2);
+}
+
+/// `coordinate` against a Prometheus and an Alertmanager it did not start
+/// (as on a cluster): Alertmanager posts to the coordinator's own webhook
+/// recorder with the token, and the `notified` expectation is judged from
+/// what arrived there. Two real shard processes send the load.
+#[test]
+fn slow_coordinate_judges_notified_from_its_own_recorder() {
+    use slocheck::alertmanager::launcher::{self as am, ManagedAlertmanager};
+    use slocheck::prom::launcher::{self as prom, LaunchConfig, ManagedPrometheus};
+    if !prometheus()
+        || common::require_tool(&["alertmanager", "prometheus-alertmanager"], "ci/setup.sh")
+            .is_none()
+    {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (rt, tgt, target_url) = target();
+    let port = slocheck::process::free_loopback_port().unwrap();
+    let am_yaml = format!(
+        "route:\n  receiver: oncall\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: oncall\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/receiver/oncall\n        send_resolved: true\n        http_config:\n          authorization:\n            credentials: s3cret\n"
+    );
+    let am_file = sb.write("alertmanager.yml", &am_yaml);
+    let rules = sb.write(
+        "rules.yml",
+        "groups:\n  - name: shards\n    rules:\n      - alert: HighErrorRate\n        expr: sum(rate(http_requests_total{status=~\"5..\"}[5s])) / sum(rate(http_requests_total[5s])) > 0.05\n        labels:\n          severity: critical\n",
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let run_dir = sb.path().join("stack");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let alertmanager = rt
+        .block_on(ManagedAlertmanager::start(
+            &am::find_binary(None).unwrap(),
+            &run_dir,
+            &am_yaml,
+            &cancel,
+        ))
+        .expect("alertmanager");
+    let target_addr = target_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let prometheus = rt
+        .block_on(ManagedPrometheus::start(
+            LaunchConfig {
+                bin: prom::find_binary(None).unwrap(),
+                run_dir: run_dir.clone(),
+                scrape_interval: Duration::from_secs(1),
+                evaluation_interval: Duration::from_secs(1),
+                job: "shards".into(),
+                targets: vec![target_addr.to_string()],
+                metrics_path: "/metrics".into(),
+                rule_files: vec![rules.clone()],
+                alertmanagers: vec![alertmanager.host_port()],
+                extra_jobs: Vec::new(),
+                scrape_tls: None,
+            },
+            &cancel,
+        ))
+        .expect("prometheus");
+    // Like a cluster's Prometheus, it already scrapes the target.
+    let targets = format!("{}api/v1/targets", prometheus.url());
+    let scraping = Instant::now();
+    while !rt
+        .block_on(async {
+            let body = reqwest::get(&targets).await.ok()?.text().await.ok()?;
+            Some(body.contains("\"health\":\"up\""))
+        })
+        .unwrap_or(false)
+    {
+        assert!(
+            scraping.elapsed() < Duration::from_secs(30),
+            "target never scraped"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let data = common::repo().join("scenarios/data/iris.jsonl");
+    let scenario = sb.write(
+        "notify.toml",
+        &format!(
+            r#"name = "coordinated-notify"
+seed = 7
+
+[target]
+request = {{ method = "POST", path = "/predict", body_file = {data:?} }}
+
+[prometheus]
+url = "{prom}"
+job = "shards"
+scrape_interval = "1s"
+evaluation_interval = "1s"
+rule_files = [{rules:?}]
+settle = "12s"
+
+[alertmanager]
+config = {am_file:?}
+
+[load]
+mode = "open"
+rate = 60
+
+[[phase]]
+name = "baseline"
+duration = "5s"
+
+[[phase]]
+name = "spike"
+duration = "12s"
+faults = {{ error_rate = 0.30, status = 503 }}
+
+[[phase]]
+name = "recovery"
+duration = "12s"
+
+[[expect]]
+name = "paged"
+notified = "HighErrorRate"
+receiver = "oncall"
+labels = {{ severity = "critical" }}
+resolved_within = "20s"
+"#,
+            prom = prometheus.url(),
+        ),
+    );
+    let json = sb.path().join("r.json");
+    let listen = format!("127.0.0.1:{port}");
+    let coord = sb.spawn_env(
+        &[
+            "coordinate",
+            scenario.to_str().unwrap(),
+            "--shards",
+            "2",
+            "--listen",
+            &listen,
+            "--target-url",
+            &target_url,
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
+        ],
+        &[("SLOCHECK_COORDINATOR_TOKEN", "s3cret")],
+    );
+    let mut coord = coord;
+    coord.wait_for("coordinator listening on", Duration::from_secs(60));
+    let url = format!("http://{listen}/");
+    let shards: Vec<Running> = (0..2)
+        .map(|i| {
+            sb.spawn_env(
+                &[
+                    "load",
+                    scenario.to_str().unwrap(),
+                    "--shard",
+                    &format!("{i}/2"),
+                    "--coordinator",
+                    &url,
+                    "--target-url",
+                    &target_url,
+                    "--quiet",
+                ],
+                &[("SLOCHECK_COORDINATOR_TOKEN", "s3cret")],
+            )
+        })
+        .collect();
+    let ended: Vec<_> = (shards.into_iter())
+        .map(|s| s.finish(Duration::from_secs(120)))
+        .collect();
+    let (code, err) = coord.finish(Duration::from_secs(120));
+    for (c, e) in ended {
+        assert_eq!(c, Some(0), "shard: {e}\ncoordinator: {err}");
+    }
+    let r = common::read_json(&json);
+    rt.block_on(async {
+        let _ = prometheus.stop().await;
+        let _ = alertmanager.stop().await;
+        tgt.shutdown().await;
+    });
+    assert_eq!(code, Some(0), "{err}\n{r}");
+    let paged = common::expectation(&r, "paged");
+    assert_eq!(paged["verdict"], "pass", "{paged}");
+    let observed = paged["observed"].as_str().unwrap();
+    assert!(observed.contains("resolved delivered"), "{observed}");
 }

@@ -164,7 +164,7 @@ async fn record(State(s): State<Arc<Shared>>, Json(r): Json<ShardRecord>) -> Res
         board.records.insert(r.index, r);
     }
     s.changed.notify_waiters();
-    StatusCode::OK.into_response()
+    Json(serde_json::json!({ "accepted": true })).into_response()
 }
 
 impl Coordinator {
