@@ -94,6 +94,8 @@ fn slow_one_and_four_shards_agree_exactly() {
     let (o4, r4) = run("4");
     assert_eq!(o1.status.code(), Some(0), "{}", dump(&o1));
     assert_eq!(o4.status.code(), Some(0), "{}", dump(&o4));
+    // Every shard process exited cleanly once its record was accepted.
+    assert!(!stderr(&o4).contains("exited with"), "{}", dump(&o4));
     assert_eq!(verdicts(&r1), verdicts(&r4));
     assert_eq!(
         r4["generator"]["shards"].as_u64().map(|s| s >= 4),

@@ -118,7 +118,23 @@ impl Children {
             .collect()
     }
 
-    async fn stop(self) {
+    /// Lets shards that reported exit on their own (briefly), says which
+    /// ended badly, then stops what still runs.
+    async fn stop(mut self, reported: &[u64]) {
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < until
+            && (self.0.iter_mut().enumerate())
+                .any(|(i, c)| reported.contains(&(i as u64)) && c.exited().is_none())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let n = self.0.len();
+        for (i, c) in self.0.iter_mut().enumerate() {
+            if c.succeeded() == Some(false) {
+                let how = c.exited().unwrap_or_default();
+                eprintln!("slocheck: warning: shard {i}/{n} exited with {how}");
+            }
+        }
         for c in self.0 {
             let _ = c.stop(Duration::from_secs(2)).await;
         }
@@ -183,45 +199,54 @@ impl Sharded {
             )?),
             Some(_) => None,
         };
-        let result =
-            async {
-                let mut gone = || kids.as_mut().map(Children::gone).unwrap_or_default();
-                coord
-                    .wait_registered(s.register_timeout, cancel, &mut gone)
-                    .await?;
-                let start = SystemTime::now() + START_AHEAD;
-                coord.announce(start);
-                let deadline = start + plan.total_duration() + plan.request.timeout + REPORT_GRACE;
-                let (records, missing) = coord.collect(deadline, cancel, &mut gone).await;
-                let mut parts = Vec::with_capacity(records.len());
-                for r in &records {
-                    // Checked on arrival; a failure here would be a coordinator bug.
-                    parts.push(r.to_part().map_err(|e| {
-                        Error::Environment(format!("shard {}'s record: {e}", r.index))
-                    })?);
-                }
-                let mut record =
-                    crate::load::finish(plan, start, crate::load::combine(parts), Slice::WHOLE);
-                record.generator.missing_shards = missing
-                    .into_iter()
-                    .map(|(index, why)| MissingShard {
-                        index,
-                        of: s.count,
-                        planned: Slice::new(index, s.count).and_then(|sl| planned_share(plan, sl)),
-                        why,
-                    })
-                    .collect();
-                discount_missing(&mut record);
-                for m in &record.generator.missing_shards {
-                    eprintln!("slocheck: warning: {}", m.describe());
-                }
-                Ok(record)
-            }
-            .await;
+        let mut gone = || kids.as_mut().map(Children::gone).unwrap_or_default();
+        let result = self.barrier_and_records(plan, cancel, &mut gone).await;
         if let Some(k) = kids {
-            k.stop().await;
+            let reported = result.as_ref().map(|(_, r)| r.clone()).unwrap_or_default();
+            k.stop(&reported).await;
         }
-        result
+        result.map(|(record, _)| record)
+    }
+
+    /// Registration, start, records; the merged record and which shards
+    /// reported.
+    async fn barrier_and_records(
+        &self,
+        plan: &Plan,
+        cancel: &CancellationToken,
+        gone: &mut impl FnMut() -> Vec<(u64, String)>,
+    ) -> Result<(RunRecord, Vec<u64>), Error> {
+        let (s, coord) = (&self.opts, &self.coord);
+        coord
+            .wait_registered(s.register_timeout, cancel, &mut *gone)
+            .await?;
+        let start = SystemTime::now() + START_AHEAD;
+        coord.announce(start);
+        let deadline = start + plan.total_duration() + plan.request.timeout + REPORT_GRACE;
+        let (records, missing) = coord.collect(deadline, cancel, gone).await;
+        let mut parts = Vec::with_capacity(records.len());
+        for r in &records {
+            // Checked on arrival; a failure here would be a coordinator bug.
+            let part = r.to_part();
+            parts.push(
+                part.map_err(|e| Error::Environment(format!("shard {}'s record: {e}", r.index)))?,
+            );
+        }
+        let merged = crate::load::combine(parts);
+        let mut record = crate::load::finish(plan, start, merged, Slice::WHOLE);
+        record.generator.missing_shards = (missing.into_iter())
+            .map(|(index, why)| MissingShard {
+                index,
+                of: s.count,
+                planned: Slice::new(index, s.count).and_then(|sl| planned_share(plan, sl)),
+                why,
+            })
+            .collect();
+        discount_missing(&mut record);
+        for m in &record.generator.missing_shards {
+            eprintln!("slocheck: warning: {}", m.describe());
+        }
+        Ok((record, records.iter().map(|r| r.index).collect()))
     }
 
     /// What the coordinator's webhook recorder received, for `notified`
