@@ -611,3 +611,33 @@ resolved_within = "20s"
     let observed = paged["observed"].as_str().unwrap();
     assert!(observed.contains("resolved delivered"), "{observed}");
 }
+
+/// Ctrl-C during a sharded run: exit 130, and every shard process it
+/// started is gone (killed by PID, reaped).
+#[test]
+fn slow_interrupted_sharded_run_leaves_no_shard_running() {
+    if !prometheus() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut run = sb.spawn(&[
+        "run",
+        "scenarios/error-spike.toml",
+        "--shards",
+        "3",
+        "--quiet",
+    ]);
+    let line = run.wait_for("coordinator listening on", Duration::from_secs(60));
+    let url = coordinator_url(&line);
+    run.wait_for("all 3 shards registered", Duration::from_secs(60));
+    let pids = shard_pids(&url);
+    assert_eq!(pids.len(), 3, "three shard processes");
+    std::thread::sleep(Duration::from_secs(3));
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let (code, err) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{err}");
+    for pid in pids {
+        assert!(gone(pid), "shard process {pid} left running");
+    }
+    sb.assert_clean();
+}
