@@ -222,7 +222,7 @@ fn refusals_are_one_line_errors_with_their_exit_codes() {
             "--target-url",
             &target_url,
             "--register-timeout",
-            "25s",
+            "15s",
             "--quiet",
         ],
         &[("SLOCHECK_COORDINATOR_TOKEN", "right")],
@@ -640,4 +640,37 @@ fn slow_interrupted_sharded_run_leaves_no_shard_running() {
         assert!(gone(pid), "shard process {pid} left running");
     }
     sb.assert_clean();
+}
+
+/// The Jobs of `deploy/k8s` call the commands with flags this binary
+/// parses: the manifests and the CLI cannot drift apart.
+#[test]
+fn the_kubernetes_jobs_use_flags_the_cli_accepts() {
+    use clap::Parser;
+    for (file, command) in [
+        ("coordinator.yaml", "coordinate"),
+        ("load-job.yaml", "load"),
+    ] {
+        let path = common::repo().join("deploy/k8s").join(file);
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        let job = (text.split("\n---"))
+            .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("yaml"))
+            .find(|d| d["kind"] == "Job")
+            .unwrap_or_else(|| panic!("no Job in {file}"));
+        let args: Vec<String> = (job["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap_or_else(|| panic!("args in {file}"))
+            .iter())
+        .map(|a| {
+            a.as_str()
+                .expect("string arg")
+                .replace("$(JOB_COMPLETION_INDEX)", "2")
+        })
+        .collect();
+        assert_eq!(args[0], command, "{file}");
+        let parsed = slocheck::cli::Cli::try_parse_from(
+            std::iter::once("slocheck".to_string()).chain(args.iter().cloned()),
+        );
+        assert!(parsed.is_ok(), "{file}: {args:?}: {}", parsed.unwrap_err());
+    }
 }
