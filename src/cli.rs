@@ -211,7 +211,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "STATE")]
     pub require_coverage: Option<crate::coverage::Level>,
     /// Send the load from N `slocheck load --shard I/N` processes started together by a coordinator (`coordinate`: how many shards to wait for).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024), conflicts_with = "metrics_listen")]
     pub shards: Option<u64>,
     /// With --shards: how long to wait for every shard to register.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
@@ -234,7 +234,7 @@ pub struct LoadArgs {
     )]
     pub admin_token: Option<String>,
     /// Send only shard I of N of the schedule (requests n ≡ I mod N); `/N` takes I from $JOB_COMPLETION_INDEX.
-    #[arg(long, value_name = "I/N", value_parser = crate::load::slice::parse_shard, conflicts_with = "repeat")]
+    #[arg(long, value_name = "I/N", value_parser = crate::load::slice::parse_shard, conflicts_with_all = ["repeat", "metrics_listen"])]
     pub shard: Option<crate::load::slice::ShardArg>,
     /// The `slocheck coordinate` to register with and report to (token from $SLOCHECK_COORDINATOR_TOKEN).
     #[arg(long, value_name = "URL", requires = "shard")]

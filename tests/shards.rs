@@ -328,6 +328,15 @@ fn shard_index_from_the_job_completion_index() {
     assert!(only_error_line(&o).contains("not below the shard count 4"));
     let o = sb.run(&["load", "scenarios/error-spike.toml", "--shard", "4/4"]);
     assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+    // The generator's metrics are per process: not offered with shards.
+    for args in [
+        &["load", "scenarios/error-spike.toml", "--shard", "0/2"][..],
+        &["run", "scenarios/error-spike.toml", "--shards", "2"][..],
+    ] {
+        let o = sb.run(&[args, &["--metrics-listen", "127.0.0.1:0"]].concat());
+        assert_eq!(o.status.code(), Some(2), "{}", dump(&o));
+        assert!(stderr(&o).contains("cannot be used with"), "{}", dump(&o));
+    }
 }
 
 /// Without a coordinator a shard runs its slice at once: a quarter of a
