@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::replay::{Mutation, assert_replay, export_args};
+use common::replay::{assert_replay, export_args, high_error_rate_mutations};
 use common::{Sandbox, dump, expectation, processes_mentioning, read_json, repo, stdout};
 use serde_json::Value;
 
@@ -49,20 +49,7 @@ fn slow_notify_scenario_delivers_firing_and_resolved() {
     assert!(stdout(&o).contains("oncall-paged"), "{}", dump(&o));
     // Deliveries need an Alertmanager promtool does not have: the replay
     // checks the rule side (HighErrorRate's lifecycle) of the same run.
-    assert_replay(
-        &sb,
-        &[
-            Mutation::new("threshold", "alerts.yml", "> 0.05", "> 0.5"),
-            Mutation::new(
-                "metric name",
-                "alerts.yml",
-                "http_requests_total{status=~\"5..\"}",
-                "http_requests_totals{status=~\"5..\"}",
-            ),
-            Mutation::longer_for("alerts.yml", 15, 45, "critical"),
-        ],
-        "",
-    );
+    assert_replay(&sb, &high_error_rate_mutations(), "");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::replay::{Mutation, assert_replay, export_args, export_dir};
+use common::replay::{Mutation, assert_replay, export_args, export_dir, high_error_rate_mutations};
 use common::{Sandbox, dump, stdout};
 use serde_json::Value;
 
@@ -105,20 +105,7 @@ fn slow_error_spike_passes_with_evidence() {
         .count();
     assert!(changes >= 4, "{}", r["rules"]);
     error_spike_export_is_readable(&sb);
-    assert_replay(
-        &sb,
-        &[
-            Mutation::new("threshold", "alerts.yml", "> 0.05", "> 0.5"),
-            Mutation::new(
-                "metric name",
-                "alerts.yml",
-                "http_requests_total{status=~\"5..\"}",
-                "http_requests_totals{status=~\"5..\"}",
-            ),
-            Mutation::longer_for("alerts.yml", 15, 45, "critical"),
-        ],
-        "",
-    );
+    assert_replay(&sb, &high_error_rate_mutations(), "");
 }
 
 /// The export of error-spike: expanding notation (a few segments per

@@ -8,14 +8,17 @@ mod common;
 use common::replay::{Mutation, assert_replay_of};
 use common::{Sandbox, dump, read_json, stdout};
 
-#[test]
-fn slow_suite_runs_concurrently_reports_each_and_gates_on_coverage() {
-    let sb = Sandbox::new();
-    let reports = sb.path().join("reports");
-    let o = sb.run(&[
-        "run",
-        "scenarios/baseline.toml",
-        "scenarios/error-spike.toml",
+/// `slocheck run PATHS… --jobs 2 --require-coverage firing --report-dir
+/// REPORTS --quiet EXTRA…`.
+fn run_suite(
+    sb: &Sandbox,
+    paths: &[&str],
+    reports: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(paths);
+    args.extend([
         "--jobs",
         "2",
         "--require-coverage",
@@ -24,6 +27,20 @@ fn slow_suite_runs_concurrently_reports_each_and_gates_on_coverage() {
         reports.to_str().expect("utf-8"),
         "--quiet",
     ]);
+    args.extend_from_slice(extra);
+    sb.run(&args)
+}
+
+#[test]
+fn slow_suite_runs_concurrently_reports_each_and_gates_on_coverage() {
+    let sb = Sandbox::new();
+    let reports = sb.path().join("reports");
+    let o = run_suite(
+        &sb,
+        &["scenarios/baseline.toml", "scenarios/error-spike.toml"],
+        &reports,
+        &[],
+    );
     sb.assert_clean();
     // Both scenarios pass on their own terms; the suite fails only because
     // HighLatencyP90 never fired in either of them.
@@ -100,19 +117,12 @@ fn slow_folder_suite_covers_every_alert_in_every_report() {
     }
     let reports = sb.path().join("reports");
     let export = sb.path().join("exports");
-    let o = sb.run(&[
-        "run",
-        folder.to_str().expect("utf-8"),
-        "--jobs",
-        "2",
-        "--require-coverage",
-        "firing",
-        "--report-dir",
-        reports.to_str().expect("utf-8"),
-        "--export-promtool",
-        export.to_str().expect("utf-8"),
-        "--quiet",
-    ]);
+    let o = run_suite(
+        &sb,
+        &[folder.to_str().expect("utf-8")],
+        &reports,
+        &["--export-promtool", export.to_str().expect("utf-8")],
+    );
     sb.assert_clean();
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     let out = stdout(&o);

@@ -270,19 +270,11 @@ pub fn slo_lines(slos: &[super::Slo], files: &[RuleFile], scale: f64) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slo::{Slo, default_selectors, rules};
+    use crate::slo::rules::tests::slo as ml_slo;
+    use crate::slo::{Slo, rules};
 
     fn files(scale: f64) -> Vec<RuleFile> {
-        let (errors, total) = default_selectors();
-        let slo = Slo {
-            name: "ml".into(),
-            objective: 99.5,
-            period: Duration::from_secs(30 * 24 * 3600),
-            errors,
-            total,
-            min_errors: 10,
-        };
-        let text = rules::render(&[slo], "slo.toml");
+        let text = rules::render(&[ml_slo()], "slo.toml");
         let f = crate::prom::rules::parse_str(&text, std::path::Path::new("slo.yml")).unwrap();
         let (scaled, _) = crate::prom::timescale::scale_rule_file(&f, scale).unwrap();
         vec![crate::prom::rules::parse_str(&scaled, std::path::Path::new("slo.yml")).unwrap()]
@@ -307,15 +299,7 @@ mod tests {
     #[test]
     fn slo_lines_show_scaled_windows_and_whether_the_rules_are_loaded() {
         let f = files(1.0);
-        let (errors, total) = default_selectors();
-        let slo = Slo {
-            name: "ml".into(),
-            objective: 99.5,
-            period: Duration::from_secs(30 * 24 * 3600),
-            errors,
-            total,
-            min_errors: 10,
-        };
+        let slo = ml_slo();
         let lines = slo_lines(std::slice::from_ref(&slo), &f, 1000.0);
         assert!(
             lines[1].contains("page SLOErrorBudgetBurnPage: 14.4x = 7.20% over 3.6s and 300ms"),

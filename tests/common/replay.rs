@@ -51,6 +51,21 @@ impl Mutation {
     }
 }
 
+/// The mutations of HighErrorRate in the ×20 copy of alerts.yml, which the
+/// replay of every error-spike run catches.
+pub fn high_error_rate_mutations() -> Vec<Mutation> {
+    vec![
+        Mutation::new("threshold", "alerts.yml", "> 0.05", "> 0.5"),
+        Mutation::new(
+            "metric name",
+            "alerts.yml",
+            "http_requests_total{status=~\"5..\"}",
+            "http_requests_totals{status=~\"5..\"}",
+        ),
+        Mutation::longer_for("alerts.yml", 15, 45, "critical"),
+    ]
+}
+
 /// The folder a test's run exports into.
 pub fn export_dir(sb: &Sandbox) -> PathBuf {
     sb.path().join("export")
