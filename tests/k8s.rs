@@ -850,6 +850,48 @@ fn mounted_file(docs: &[Value], job: &Value, path: &str) -> Option<String> {
     None
 }
 
+/// A scenario the Jobs run against the cluster's Prometheus: its job is the
+/// scraped Service's name (the Operator's job label), its scrape interval the
+/// ServiceMonitor's, and it is not time-scaled (the cluster's Prometheus
+/// evaluates its rules as written; an external one refuses a time_scale).
+fn assert_cluster_scenario(scenario: &toml::Value, service: &str, docs: &[Value]) {
+    let prom = &scenario["prometheus"];
+    assert_eq!(
+        prom["job"].as_str(),
+        Some(service),
+        "the scenario's job must be the Service's name (the Operator's job label)"
+    );
+    let scale = prom
+        .get("time_scale")
+        .map(|v| v.as_float().or(v.as_integer().map(|i| i as f64)));
+    assert!(
+        scale.is_none() || scale == Some(Some(1.0)),
+        "an external Prometheus cannot time-scale: {scale:?}"
+    );
+    let sm = object(docs, "ServiceMonitor", "slocheck-target").expect("ServiceMonitor");
+    let interval = sm["spec"]["endpoints"][0]["interval"].as_str();
+    assert_eq!(
+        prom.get("scrape_interval").and_then(toml::Value::as_str),
+        interval,
+        "the scenario's scrape_interval must be the ServiceMonitor's"
+    );
+}
+
+/// The scenario the base Jobs run is in the repository (the image), valid,
+/// and shaped for the cluster's Prometheus.
+#[test]
+fn base_jobs_run_a_cluster_shaped_scenario() {
+    let Some(docs) = rendered() else { return };
+    let load = object(&docs, "Job", "slocheck-load").expect("load Job");
+    let path = args(load)[1].clone();
+    let sb = Sandbox::new();
+    let o = sb.run(&["check", repo().join(&path).to_str().unwrap()]);
+    assert!(o.status.success(), "{}", dump(&o));
+    let text = std::fs::read_to_string(repo().join(&path)).expect("scenario");
+    let scenario: toml::Value = toml::from_str(&text).expect("scenario TOML");
+    assert_cluster_scenario(&scenario, "slocheck-target", &docs);
+}
+
 /// deploy/k8s-own-service, the overlay the README's "your own service"
 /// walk-through uses: it renders, passes the same schemas and cross-checks
 /// as the base, points both Jobs at the user's Service (which the
@@ -916,18 +958,7 @@ fn own_service_overlay_points_everything_at_your_service() {
     let o = sb.run(&["check", image.join(&scenario_path).to_str().unwrap()]);
     assert!(o.status.success(), "{}", dump(&o));
     let scenario: toml::Value = toml::from_str(&text).expect("scenario TOML");
-    assert_eq!(
-        scenario["prometheus"]["job"].as_str(),
-        Some(svc),
-        "the scenario's job must be the Service's name (the Operator's job label)"
-    );
-    let scale = scenario["prometheus"]
-        .get("time_scale")
-        .map(|v| v.as_float().or(v.as_integer().map(|i| i as f64)));
-    assert!(
-        scale.is_none() || scale == Some(Some(1.0)),
-        "an external Prometheus cannot time-scale: {scale:?}"
-    );
+    assert_cluster_scenario(&scenario, svc, &docs);
 
     // And the same schemas as the base.
     assert_operator_objects_valid(&docs);
