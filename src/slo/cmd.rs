@@ -40,12 +40,16 @@ pub fn test_path(rules: &Path) -> PathBuf {
     rules.with_file_name(format!("{stem}_test.yml"))
 }
 
-/// The SLOs of an SLO file, or of a scenario's `[[slo]]` tables (a file with
-/// any other top-level key is a scenario, checked whole).
+/// Top-level keys only a scenario has: a file with any of them is a
+/// scenario (checked whole); anything else is an SLO file, whose typos
+/// (`[[sol]]`) get the SLO file's message.
+const SCENARIO_KEYS: [&str; 6] = ["phase", "expect", "target", "prometheus", "load", "metrics"];
+
+/// The SLOs of an SLO file, or of a scenario's `[[slo]]` tables.
 fn slos_of(path: &Path) -> Result<Vec<super::Slo>, Error> {
     let text = std::fs::read_to_string(path).map_err(Error::io("read the SLO file", path))?;
-    let is_scenario =
-        toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.keys().any(|k| k != "slo"));
+    let is_scenario = toml::from_str::<toml::Table>(&text)
+        .is_ok_and(|t| SCENARIO_KEYS.iter().any(|k| t.contains_key(*k)));
     if !is_scenario {
         return super::parse_str(&text, path);
     }
