@@ -49,7 +49,7 @@ fn slow_notify_scenario_delivers_firing_and_resolved() {
     assert!(stdout(&o).contains("oncall-paged"), "{}", dump(&o));
     // Deliveries need an Alertmanager promtool does not have: the replay
     // checks the rule side (HighErrorRate's lifecycle) of the same run.
-    assert_replay(&sb, &high_error_rate_mutations(), "");
+    assert_replay(&sb, &high_error_rate_mutations());
 }
 
 #[test]

@@ -437,7 +437,6 @@ fn slow_model_drift_scenario_fires_and_resolves_model_alerts() {
             ),
             Mutation::longer_for("model.yml", 6, 60, "warning"),
         ],
-        "",
     );
 }
 
@@ -482,7 +481,6 @@ fn slow_evaluation_stale_scenario_fires_model_evaluation_stale() {
                 "> 30\n    for: 1m\n    labels:",
             ),
         ],
-        "",
     );
 }
 

@@ -105,7 +105,7 @@ fn slow_error_spike_passes_with_evidence() {
         .count();
     assert!(changes >= 4, "{}", r["rules"]);
     error_spike_export_is_readable(&sb);
-    assert_replay(&sb, &high_error_rate_mutations(), "");
+    assert_replay(&sb, &high_error_rate_mutations());
 }
 
 /// The export of error-spike: expanding notation (a few segments per
@@ -162,7 +162,6 @@ fn slow_baseline_stays_silent() {
             Mutation::new("threshold", "alerts.yml", "> 0.05", "> -1"),
             Mutation::new("threshold", "alerts.yml", "> 0.25", "> 0.0001"),
         ],
-        "",
     );
 }
 
@@ -188,7 +187,6 @@ fn slow_latency_spike_shows_in_p90_and_latency_alert() {
             ),
             Mutation::longer_for("alerts.yml", 15, 45, "warning"),
         ],
-        "",
     );
 }
 

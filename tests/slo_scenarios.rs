@@ -175,7 +175,7 @@ fn passes_then_catches(
     let o = sb.run(&["run", &format!("scenarios/{name}"), "--quiet", &flag, &dir]);
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     sb.assert_clean();
-    assert_replay(&sb, mutations, "");
+    assert_replay(&sb, mutations);
 
     let weakened = with_rules(&sb, name, edits);
     let o = sb.run(&["run", weakened.to_str().expect("utf-8"), "--quiet"]);

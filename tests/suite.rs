@@ -193,6 +193,5 @@ fn slow_folder_suite_covers_every_alert_in_every_report() {
             Mutation::new("threshold", "alerts.yml", "> 0.05", "> -1"),
             Mutation::new("threshold", "alerts.yml", "> 0.25", "> 0.0001"),
         ],
-        "",
     );
 }
