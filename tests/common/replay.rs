@@ -93,6 +93,8 @@ pub fn promtool_test(promtool: &Path, dir: &Path) -> (Output, Duration) {
     assert!(!files.is_empty(), "no *.yml test file in {}", dir.display());
     let mut out = tempfile::tempfile().expect("stdout file");
     let mut err = tempfile::tempfile().expect("stderr file");
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(promtool)
         .args(["test", "rules"])
         .args(&files)
