@@ -186,6 +186,9 @@ pub fn check(path: &Path) -> Result<(), Error> {
     for line in crate::slo::bounds::check_lines(plan, &files, scale) {
         println!("{line}");
     }
+    for line in crate::slo::bounds::slo_lines(&plan.slos, &files, scale) {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct Plan {
     /// Some: the bodies carry true labels and an evaluation batch job runs
     /// during the load (`[model]`).
     pub model: Option<ModelPlan>,
+    /// `[[slo]]` tables of the scenario (`slocheck slo rules SCENARIO`).
+    pub slos: Vec<crate::slo::Slo>,
 }
 
 impl Plan {
@@ -90,6 +92,7 @@ impl Plan {
             metrics: crate::metrics::MetricsSpec::default(),
             transport: TransportPlan::default(),
             model: None,
+            slos: vec![],
         }
     }
 

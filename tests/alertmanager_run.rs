@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::replay::{assert_replay, export_args, high_error_rate_mutations};
 use common::{Sandbox, dump, expectation, processes_mentioning, read_json, repo, stdout};
 use serde_json::Value;
 
@@ -23,7 +24,8 @@ fn run_json(sb: &Sandbox, args: &[&str]) -> (std::process::Output, Value) {
 #[test]
 fn slow_notify_scenario_delivers_firing_and_resolved() {
     let sb = Sandbox::new();
-    let (o, r) = run_json(&sb, &["scenarios/error-spike-notify.toml"]);
+    let [flag, dir] = export_args(&sb);
+    let (o, r) = run_json(&sb, &["scenarios/error-spike-notify.toml", &flag, &dir]);
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     let n = expectation(&r, "oncall-paged");
     assert_eq!(n["kind"], "notified");
@@ -45,6 +47,9 @@ fn slow_notify_scenario_delivers_firing_and_resolved() {
         "{evidence:?}"
     );
     assert!(stdout(&o).contains("oncall-paged"), "{}", dump(&o));
+    // Deliveries need an Alertmanager promtool does not have: the replay
+    // checks the rule side (HighErrorRate's lifecycle) of the same run.
+    assert_replay(&sb, &high_error_rate_mutations());
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::replay::{Mutation, assert_replay, export_args};
 use common::{Sandbox, dump, read_json, require_tool, stderr};
 use serde_json::{Value, json};
 use slocheck::target::{TargetConfig, TargetHandle};
@@ -341,15 +342,19 @@ fn run_with_an_unreachable_pushgateway_url_fails_before_load_with_exit_3() {
 }
 
 /// Runs a shipped scenario and returns the report.
+/// Runs a copy of the shipped scenario, exporting its promtool replay.
 fn run_scenario(sb: &Sandbox, name: &str) -> Value {
     let sc = model_scenario(sb, name, &[]);
     let json = sb.path().join("report.json");
+    let [flag, dir] = export_args(sb);
     let out = sb.run(&[
         "run",
         sc.to_str().expect("utf-8"),
         "--quiet",
         "--json",
         json.to_str().expect("utf-8"),
+        &flag,
+        &dir,
     ]);
     assert!(
         json.exists(),
@@ -418,6 +423,21 @@ fn slow_model_drift_scenario_fires_and_resolves_model_alerts() {
         base - drift > 0.15,
         "drift must cost accuracy: {base} → {drift}"
     );
+    // The replay reads the pushed accuracy (job="model-evaluation") and the
+    // service's feature histograms; `for: 2m` is 6s in the scaled copy.
+    assert_replay(
+        &sb,
+        &[
+            Mutation::new("threshold", "model.yml", "< 0.9 and", "< 0.5 and"),
+            Mutation::new(
+                "metric name",
+                "model.yml",
+                "model_accuracy{",
+                "model_accuracies{",
+            ),
+            Mutation::longer_for("model.yml", 6, 60, "warning"),
+        ],
+    );
 }
 
 #[test]
@@ -440,6 +460,28 @@ fn slow_evaluation_stale_scenario_fires_model_evaluation_stale() {
         .expect("timeline of ModelEvaluationStale");
     assert!(stale["firing_at_ms"].is_u64(), "{stale:#}");
     assert!(stale["resolved_at_ms"].is_u64(), "{stale:#}");
+    // The replay shifts push_time_seconds onto promtool's clock, so
+    // `time() - push_time_seconds > 30` (scaled from 900) fires where the
+    // run's did. The rule has no `for`; one of a minute (longer than the
+    // stop) keeps it pending.
+    assert_replay(
+        &sb,
+        &[
+            Mutation::new("threshold", "model.yml", "> 30", "> 300"),
+            Mutation::new(
+                "metric name",
+                "model.yml",
+                "push_time_seconds{",
+                "push_time_second{",
+            ),
+            Mutation::new(
+                "for",
+                "model.yml",
+                "> 30\n    labels:",
+                "> 30\n    for: 1m\n    labels:",
+            ),
+        ],
+    );
 }
 
 /// Ctrl-C while the batch job runs: the Pushgateway and every `slocheck

@@ -1,14 +1,23 @@
 //! Whole scenarios end to end: real built-in target, real load, a real
 //! managed Prometheus evaluating the real rules. Each takes about a minute,
-//! so every test here is `slow_` and runs serially in CI.
+//! so every test here is `slow_` and runs serially in CI. The runs of the
+//! shipped scenarios also export a `promtool test rules` replay
+//! (`--export-promtool`), checked offline by `common::replay`.
 
 mod common;
 
+use common::replay::{Mutation, assert_replay, export_args, export_dir, high_error_rate_mutations};
 use common::{Sandbox, dump, stdout};
 use serde_json::Value;
 
 fn run_scenario(sb: &Sandbox, scenario: &str) -> (std::process::Output, Value) {
     common::run_with_report(sb, &[scenario])
+}
+
+/// Runs a shipped scenario with `--export-promtool` into `export_dir(sb)`.
+fn run_exporting(sb: &Sandbox, scenario: &str) -> (std::process::Output, Value) {
+    let [flag, dir] = export_args(sb);
+    common::run_with_report(sb, &[scenario, &flag, &dir])
 }
 
 /// The report's Prometheus-vs-client agreement row for `phase`.
@@ -46,7 +55,7 @@ fn verdict_of(r: &Value, id: &str) -> String {
 #[test]
 fn slow_error_spike_passes_with_evidence() {
     let sb = Sandbox::new();
-    let (o, r) = run_scenario(&sb, "scenarios/error-spike.toml");
+    let (o, r) = run_exporting(&sb, "scenarios/error-spike.toml");
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     assert_eq!(r["status"], "passed");
     let v = verdicts(&r);
@@ -95,12 +104,47 @@ fn slow_error_spike_passes_with_evidence() {
         .flat_map(|f| f["changes"].as_array().cloned().unwrap_or_default())
         .count();
     assert!(changes >= 4, "{}", r["rules"]);
+    error_spike_export_is_readable(&sb);
+    assert_replay(&sb, &high_error_rate_mutations());
+}
+
+/// The export of error-spike: expanding notation (a few segments per
+/// series, not one number per scrape), the lifecycle and the checks, and the
+/// scaled rule copies the run loaded rather than the originals.
+fn error_spike_export_is_readable(sb: &Sandbox) {
+    let text =
+        std::fs::read_to_string(export_dir(sb).join("error-spike_test.yml")).expect("test file");
+    assert!(text.lines().count() < 400, "{} lines", text.lines().count());
+    let status_503 = text
+        .lines()
+        .skip_while(|l| !(l.contains("http_requests_total") && l.contains("status=\"503\"")))
+        .nth(1)
+        .expect("503 series values");
+    assert!(
+        status_503.contains('x') && status_503.split_whitespace().count() < 10,
+        "{status_503}"
+    );
+    for needle in [
+        "alert_rule_test:",
+        "alertstate=\"pending\"",
+        "alertstate=\"firing\"",
+        "spike-error-ratio",
+        "baseline-p90",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in\n{text}");
+    }
+    let alerts =
+        std::fs::read_to_string(export_dir(sb).join("rules/alerts.yml")).expect("rules copy");
+    assert!(
+        alerts.contains("[15s]") && alerts.contains("for: 15s"),
+        "{alerts}"
+    );
 }
 
 #[test]
 fn slow_baseline_stays_silent() {
     let sb = Sandbox::new();
-    let (o, r) = run_scenario(&sb, "scenarios/baseline.toml");
+    let (o, r) = run_exporting(&sb, "scenarios/baseline.toml");
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     assert!(
         verdicts(&r).iter().all(|(_, v)| v == "pass"),
@@ -108,17 +152,41 @@ fn slow_baseline_stays_silent() {
         verdicts(&r)
     );
     assert_eq!(r["alerts"][0]["firing_at_ms"], Value::Null);
+    // Both alerts stay silent: the replay asserts their silence, so only a
+    // threshold lowered below the healthy traffic breaks it. A misspelt
+    // metric or a longer `for` keeps a silent alert silent; no replay of
+    // a run without alerts can catch those.
+    assert_replay(
+        &sb,
+        &[
+            Mutation::new("threshold", "alerts.yml", "> 0.05", "> -1"),
+            Mutation::new("threshold", "alerts.yml", "> 0.25", "> 0.0001"),
+        ],
+    );
 }
 
 #[test]
 fn slow_latency_spike_shows_in_p90_and_latency_alert() {
     let sb = Sandbox::new();
-    let (o, r) = run_scenario(&sb, "scenarios/latency-spike.toml");
+    let (o, r) = run_exporting(&sb, "scenarios/latency-spike.toml");
     assert_eq!(o.status.code(), Some(0), "{}", dump(&o));
     let spike = agreement(&r, "spike");
     assert!(
         spike["prometheus_p90_seconds"].as_f64().expect("p90") > 0.25,
         "{spike}"
+    );
+    assert_replay(
+        &sb,
+        &[
+            Mutation::new("threshold", "alerts.yml", "> 0.25", "> 2.5"),
+            Mutation::new(
+                "metric name",
+                "alerts.yml",
+                "(rate(http_request_latency_seconds_bucket[15s]))) > 0.25",
+                "(rate(http_request_latency_second_bucket[15s]))) > 0.25",
+            ),
+            Mutation::longer_for("alerts.yml", 15, 45, "warning"),
+        ],
     );
 }
 

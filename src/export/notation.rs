@@ -3,27 +3,47 @@
 //! segments instead of one number per scrape. Pure.
 
 /// How far a value inside a segment may sit from the straight line through
-/// the segment's exact start: 10 % of the series' typical (median) increase
-/// per grid step, and never less than 1. A counter scraped every second at
-/// 150 rps may then drift by 15 requests (0.1 s of traffic) inside a segment,
-/// which moves a rate over a window of N steps by under 2/N %.
+/// the segment's exact start: 10 % of the series' typical (median) change
+/// per grid step. A count (whole numbers only) may always be off by 1: a
+/// counter scraped every second at 150 rps may then drift by 15 requests
+/// (0.1 s of traffic) inside a segment, which moves a rate over a window of
+/// N steps by under 2/N %. A fractional series (a ratio, seconds) has no
+/// such floor, and its typical change is that of the steps where it changed
+/// at all: a pushed accuracy stays flat between pushes, and its replay must
+/// still cross 0.9 where the run's did.
 pub fn tolerance(values: &[Option<f64>]) -> f64 {
     let mut incs: Vec<f64> = values
         .windows(2)
         .filter_map(|w| Some((w[1]? - w[0]?).abs()))
         .collect();
+    let whole = values.iter().flatten().all(|v| v.fract() == 0.0);
+    if !whole {
+        incs.retain(|&d| d > 0.0);
+    }
     if incs.is_empty() {
-        return 1.0;
+        return if whole { 1.0 } else { 0.0 };
     }
     incs.sort_by(f64::total_cmp);
     let median = incs[incs.len() / 2];
-    (0.1 * median).max(1.0)
+    if whole {
+        (0.1 * median).max(1.0)
+    } else {
+        0.1 * median
+    }
 }
 
 /// Encodes `values` (one per grid step, `None` = no sample) as promtool input
 /// notation. Every segment starts at an exact value; inside it values stay
 /// within `tol` of the line. Missing samples become `_` runs.
+///
+/// A series that never falls (a counter) never falls in the notation either:
+/// slopes round down and each segment ends at or below its last sample, so
+/// the next segment's exact start is never below the previous segment's end. A
+/// fall of even 0.001 would be a counter reset to `rate()`, adding the whole
+/// counter to one window.
 pub fn encode(values: &[Option<f64>], tol: f64) -> String {
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
+    let counter = present.windows(2).all(|w| w[0] <= w[1]);
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     while i < values.len() {
@@ -46,10 +66,16 @@ pub fn encode(values: &[Option<f64>], tol: f64) -> String {
         let mut slope = 0.0;
         while end + 1 < values.len() {
             let Some(next) = values[end + 1] else { break };
-            let cand = round_slope((next - start) / (end + 1 - i) as f64);
-            let fits = (i..=end + 1).all(|k| {
-                values[k].is_some_and(|v| (start + cand * (k - i) as f64 - v).abs() <= tol)
-            });
+            let raw = (next - start) / (end + 1 - i) as f64;
+            let cand = if counter {
+                (raw * 1000.0).floor() / 1000.0
+            } else {
+                round_slope(raw)
+            };
+            let fits = line(start, cand, end + 1 - i)
+                .zip(&values[i..=end + 1])
+                .all(|(l, v)| v.is_some_and(|v| (l - v).abs() <= tol))
+                && (!counter || line(start, cand, end + 1 - i).last() <= Some(next));
             if !fits {
                 break;
             }
@@ -67,6 +93,12 @@ pub fn encode(values: &[Option<f64>], tol: f64) -> String {
         i = end + 1;
     }
     out.join(" ")
+}
+
+/// The `n + 1` values of `a+bxn` as promtool expands them: by repeated
+/// addition, whose rounding can differ from `a + b·k` in the last bit.
+fn line(a: f64, b: f64, n: usize) -> impl Iterator<Item = f64> {
+    std::iter::successors(Some(a), move |v| Some(v + b)).take(n + 1)
 }
 
 /// Slopes keep three decimals: enough for any rate a person reads, and the
@@ -113,7 +145,7 @@ pub fn decode(text: &str) -> Result<Vec<Option<f64>>, String> {
             let b: f64 = head[at..]
                 .parse()
                 .map_err(|_| format!("bad token {tok:?}"))?;
-            out.extend((0..=n).map(|k| Some(a + b * k as f64)));
+            out.extend(line(a, b, n).map(Some));
         } else {
             out.push(Some(tok.parse().map_err(|_| format!("bad token {tok:?}"))?));
         }
@@ -146,6 +178,23 @@ mod tests {
         let v = some(&[0.0, 151.0, 299.0, 450.0]);
         assert_eq!(encode(&v, 2.0), "0+150x3");
         assert_eq!(encode(&v, 0.5), "0+151x1 299+151x1");
+    }
+
+    #[test]
+    fn a_counter_never_falls_between_segments() {
+        // 4220 + 3 × 35.667 = 4327.001 would sit above the next exact start,
+        // 4327: a counter reset to rate(). Slopes round down for counters.
+        let v = some(&[4220.0, 4256.0, 4291.0, 4327.0, 4327.0, 4397.0, 4432.0]);
+        let back = decode(&encode(&v, 4.0)).unwrap();
+        let back: Vec<f64> = back.into_iter().flatten().collect();
+        assert!(back.windows(2).all(|w| w[0] <= w[1]), "{back:?}");
+        let fractions = some(&[0.0, 0.1, 0.2, 0.3, 0.3, 0.7]);
+        let back: Vec<f64> = decode(&encode(&fractions, 0.05))
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(back.windows(2).all(|w| w[0] <= w[1]), "{back:?}");
     }
 
     #[test]
@@ -202,5 +251,10 @@ mod tests {
         assert_eq!(tolerance(&some(&[0.0, 150.0, 300.0, 450.0])), 15.0);
         assert_eq!(tolerance(&some(&[0.0, 0.0, 0.0])), 1.0);
         assert_eq!(tolerance(&[]), 1.0);
+        // A pushed ratio: flat between pushes, then a step of 0.05.
+        let accuracy = some(&[0.98, 0.98, 0.93, 0.93, 0.88, 0.88]);
+        assert!((tolerance(&accuracy) - 0.005).abs() < 1e-9);
+        let back = decode(&encode(&accuracy, tolerance(&accuracy))).unwrap();
+        assert!(back[4].is_some_and(|v| v < 0.9), "{back:?}");
     }
 }

@@ -47,6 +47,21 @@ pub struct Exported {
 /// Alert checks stay this many evaluation intervals away from a state change.
 const MARGIN_STEPS: usize = 3;
 
+/// promtool evaluates every rule group at every step up to the last check
+/// (a few milliseconds a step for the burn-rate rules' long windows): the
+/// replay evaluates at most about this many times, to run in well under a
+/// second.
+const MAX_EVALUATIONS: u64 = 100;
+
+/// The run's evaluation interval, or a whole multiple of it when the run
+/// would need more than [`MAX_EVALUATIONS`] steps (a 40 s run evaluated
+/// every 100 ms is replayed every 400 ms). The input series keep the scrape
+/// interval, so every window still holds the samples the run's did.
+fn replay_interval(run: Duration, span_ms: u64) -> Duration {
+    let run_ms = run.as_millis().max(1) as u64;
+    run * span_ms.div_ceil(run_ms * MAX_EVALUATIONS).max(1) as u32
+}
+
 /// Metric names an expression reads, as written in its selectors.
 pub fn selector_names(expr: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -79,7 +94,6 @@ pub async fn export(
 ) -> Result<Exported, Error> {
     let pp = &inp.plan.prometheus;
     let scrape = pp.scrape_interval;
-    let eval = pp.evaluation_interval;
     // The grid starts two scrapes before the load (the series exist from the
     // target's start, at zero) on a whole multiple of the scrape interval.
     let step_ms = scrape.as_millis().max(1) as u64;
@@ -88,6 +102,7 @@ pub async fn export(
     let origin = from_unix_secs_f64(origin_ms as f64 / 1000.0);
     let span_ms = unix_ms(inp.until).saturating_sub(origin_ms);
     let scrape_n = (span_ms / step_ms) as usize + 1;
+    let eval = replay_interval(pp.evaluation_interval, span_ms);
     let eval_ms = eval.as_millis().max(1) as u64;
     let eval_n = (span_ms / eval_ms) as usize + 1;
     let end_of =
@@ -110,20 +125,46 @@ pub async fn export(
     }
     names.retain(|n| !recorded.contains(n.as_str()) && !n.starts_with("ALERTS"));
 
-    let job = crate::verify::queries::quote(&pp.job);
+    // Every series of the run's own scrape jobs: the target's, and the
+    // Pushgateway's (pushed metrics keep their pushed `job`) when the run
+    // had one.
+    let jobs: Vec<&str> = std::iter::once(pp.job.as_str())
+        .chain(inp.plan.model.as_ref().map(|m| m.job.as_str()))
+        .collect();
+    let jobs = crate::verify::queries::quote(&regex_alternatives(&jobs));
+    // promtool's clock starts at 0, the run's at the grid origin: when a
+    // rule reads `time()`, timestamps such as `push_time_seconds` move by
+    // the same amount so their difference is the run's.
+    let uses_time = inp
+        .rules
+        .iter()
+        .flat_map(|f| f.rules())
+        .map(|r| r.expr())
+        .chain(checks.iter().map(|c| c.expr.as_str()))
+        .any(calls_time);
+    let mut clock_series = BTreeSet::new();
     let mut series = Vec::new();
     for name in &names {
         let q = format!(
-            "{{__name__={},job={job}}}",
+            "{{__name__={},job=~{jobs}}}",
             crate::verify::queries::quote(name)
         );
         let got = client
             .query_range(&q, origin, end_of(scrape_n, step_ms), scrape)
             .await?;
+        let shift = (uses_time && is_timestamp(name)).then_some(origin_ms as f64 / 1000.0);
         for s in got {
+            let mut values = on_grid(&s.points, origin_ms, step_ms, scrape_n);
+            if let Some(by) = shift {
+                clock_series.insert(name.clone());
+                for v in values.iter_mut().flatten() {
+                    // Milliseconds are all a clock comparison needs.
+                    *v = ((*v - by) * 1000.0).round() / 1000.0;
+                }
+            }
             series.push(GridSeries {
                 labels: s.labels,
-                values: on_grid(&s.points, origin_ms, step_ms, scrape_n),
+                values,
             });
         }
     }
@@ -198,6 +239,7 @@ pub async fn export(
         rule_files: rel,
         scrape_interval: scrape,
         evaluation_interval: eval,
+        run_evaluation_interval: pp.evaluation_interval,
         phases: inp
             .record
             .phases
@@ -208,6 +250,7 @@ pub async fn export(
         alerts,
         checks,
         margin_steps: MARGIN_STEPS,
+        clock_series: clock_series.into_iter().collect(),
     };
     let text = testfile::render(&file);
     let test_file = dir.join(format!("{}_test.yml", file_stem(&inp.plan.name)));
@@ -218,6 +261,45 @@ pub async fn export(
         rule_files: copied,
         series: file.series.len(),
     })
+}
+
+/// A Unix-time gauge by the Prometheus naming convention
+/// (`push_time_seconds`, `process_start_time_seconds`,
+/// `*_timestamp_seconds`).
+fn is_timestamp(name: &str) -> bool {
+    name.ends_with("_time_seconds") || name.ends_with("_timestamp_seconds")
+}
+
+/// Whether a PromQL expression calls `time()`.
+fn calls_time(expr: &str) -> bool {
+    let Ok(mut ast) = parser::parse(expr) else {
+        return false;
+    };
+    let mut found = false;
+    crate::prom::timescale::visit_mut(&mut ast, &mut |node| {
+        if let Expr::Call(c) = node
+            && c.func.name == "time"
+        {
+            found = true;
+        }
+    });
+    found
+}
+
+/// Literals as one RE2 alternation (job names may hold `.`).
+fn regex_alternatives(literals: &[&str]) -> String {
+    literals
+        .iter()
+        .map(|a| {
+            a.chars()
+                .flat_map(|c| {
+                    let special = "\\.+*?()[]{}^$|".contains(c);
+                    special.then_some('\\').into_iter().chain([c])
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 /// A scenario name as a file name: anything but `[A-Za-z0-9._-]` becomes `_`.
@@ -348,6 +430,27 @@ mod tests {
             4,
         );
         assert_eq!(g, vec![Some(1.0), None, Some(3.0), None]);
+    }
+
+    #[test]
+    fn long_runs_at_short_intervals_are_replayed_at_a_multiple() {
+        let ms = Duration::from_millis;
+        assert_eq!(replay_interval(ms(1000), 60_000), ms(1000));
+        assert_eq!(replay_interval(ms(100), 38_000), ms(400));
+        assert_eq!(replay_interval(ms(100), 9_000), ms(100));
+    }
+
+    #[test]
+    fn timestamps_and_time_calls_are_recognised() {
+        assert!(is_timestamp("push_time_seconds"));
+        assert!(is_timestamp("batch_last_success_timestamp_seconds"));
+        assert!(!is_timestamp("process_cpu_seconds_total"));
+        assert!(calls_time("time() - push_time_seconds > 30"));
+        assert!(!calls_time("rate(x[5m]) > 1"));
+        assert_eq!(
+            regex_alternatives(&["slocheck-target", "model.eval"]),
+            "slocheck-target|model\\.eval"
+        );
     }
 
     #[test]

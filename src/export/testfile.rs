@@ -57,7 +57,9 @@ pub struct TestFile {
     /// Paths relative to the test file.
     pub rule_files: Vec<String>,
     pub scrape_interval: Duration,
+    /// The replay's: the run's, or a multiple of it for a long run.
     pub evaluation_interval: Duration,
+    pub run_evaluation_interval: Duration,
     /// Phases as offsets from the grid origin, for the comments.
     pub phases: Vec<(String, Duration, Duration)>,
     pub series: Vec<GridSeries>,
@@ -66,6 +68,9 @@ pub struct TestFile {
     /// Alert checks keep this many evaluation steps away from any state
     /// change seen in the real run.
     pub margin_steps: usize,
+    /// Unix-time series shifted by the grid origin, because a rule reads
+    /// `time()` and promtool's clock starts at 0.
+    pub clock_series: Vec<String>,
 }
 
 /// The state that counts at one grid point: firing beats pending.
@@ -183,6 +188,21 @@ pub fn render(t: &TestFile) -> String {
         "# in the middle of each stretch of one state, at least {} away from any change.",
         duration(eval * t.margin_steps as u32)
     );
+    if t.run_evaluation_interval != eval {
+        let _ = writeln!(
+            y,
+            "# Rules are evaluated every {} (the run: every {}) so the replay stays fast.",
+            duration(eval),
+            duration(t.run_evaluation_interval)
+        );
+    }
+    if !t.clock_series.is_empty() {
+        let _ = writeln!(
+            y,
+            "# {}: Unix times minus the grid origin, since the rules read time()\n# and promtool's clock starts at 0s.",
+            t.clock_series.join(", ")
+        );
+    }
     y.push_str("# Phases (offsets from the grid origin):\n");
     for (name, start, end) in &t.phases {
         let _ = writeln!(
@@ -395,6 +415,7 @@ mod tests {
             rule_files: vec!["rules/alerts.yml".into()],
             scrape_interval: Duration::from_secs(1),
             evaluation_interval: Duration::from_secs(1),
+            run_evaluation_interval: Duration::from_secs(1),
             phases: vec![("a".into(), Duration::ZERO, Duration::from_secs(16))],
             series: vec![GridSeries {
                 labels: labels("http_requests_total"),
@@ -414,6 +435,7 @@ mod tests {
                 at: Duration::from_secs(10),
             }],
             margin_steps: 2,
+            clock_series: vec![],
         };
         let y = render(&t);
         assert!(y.contains("values: '0+100x15'"), "{y}");

@@ -114,6 +114,23 @@ impl MetricQueries {
         selector(names, &self.matchers(extra))
     }
 
+    /// Failed and all requests as one counter selector each, as an SLO
+    /// counts them (`[[slo]]` defaults to these); None when requests are
+    /// several counters, which no single selector sums.
+    pub fn slo_selectors(&self) -> Option<(String, String)> {
+        let [total] = &self.spec.request_metrics()[..] else {
+            return None;
+        };
+        let total = std::slice::from_ref(total);
+        let errors = match &self.spec.errors {
+            Errors::Status { label, matcher } => {
+                self.sel(total, &[format!("{label}=~{}", quote(matcher))])
+            }
+            Errors::Counter(s) => self.sel(std::slice::from_ref(&s.name), &s.matchers),
+        };
+        Some((errors, self.sel(total, &[])))
+    }
+
     fn sum(&self, f: Func, sel: String, w: &str) -> String {
         format!("sum({}({sel}[{w}]))", f.name())
     }

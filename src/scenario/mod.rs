@@ -16,6 +16,7 @@ mod prometheus;
 mod promql;
 mod raw;
 mod resolve;
+mod slo;
 mod target;
 mod timeline;
 mod transport;

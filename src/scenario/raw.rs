@@ -26,6 +26,7 @@ pub struct RawScenario {
     pub alertmanager: Option<S<RawAlertmanager>>,
     pub metrics: Option<S<super::metrics::RawMetrics>>,
     pub model: Option<S<RawModel>>,
+    pub slo: Option<Vec<S<crate::slo::RawSlo>>>,
 }
 
 /// `[model]`: labels in the bodies and the evaluation batch job.

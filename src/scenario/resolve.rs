@@ -144,6 +144,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
     super::model::check_drift_bodies(&raw, request.as_ref(), cx);
     super::model::check_quality_expects(raw.model.is_some(), &raw, cx);
 
+    let slos = super::slo::resolve_slos(raw.slo.as_deref(), metrics.as_ref(), cx);
     let alertmanager =
         super::notified::resolve_alertmanager(raw.alertmanager.as_ref(), &expects, &dir, cx);
     if !cx.diags.is_empty() {
@@ -164,6 +165,7 @@ pub(super) fn resolve(raw: RawScenario, cx: &mut Ctx<'_>) -> Option<(Plan, Scena
         metrics: metrics?,
         transport: transport?,
         model,
+        slos,
     };
     let spans = ScenarioSpans {
         file: file.to_path_buf(),

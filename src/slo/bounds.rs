@@ -201,22 +201,80 @@ pub fn check_lines(plan: &Plan, files: &[RuleFile], scale: f64) -> Vec<String> {
     out
 }
 
+/// Lines for `slocheck check` about a scenario's `[[slo]]` tables: each
+/// alert's window pairs and thresholds as the run evaluates them (windows
+/// divided by `scale`), and whether the loaded rule files hold that alert
+/// with the same thresholds (rules generated from an older `[[slo]]` do not).
+pub fn slo_lines(slos: &[super::Slo], files: &[RuleFile], scale: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    for slo in slos {
+        out.push(format!(
+            "slo {}: {}% good over {}, error budget {:.2}%, errors {} of {}",
+            slo.name,
+            slo.objective,
+            crate::prom::rules::format_duration(slo.period),
+            slo.budget() * 100.0,
+            slo.errors,
+            slo.total
+        ));
+        for (alert, windows, kind) in [
+            (super::rules::PAGE_ALERT, &super::PAGE[..], "page"),
+            (super::rules::TICKET_ALERT, &super::TICKET[..], "ticket"),
+        ] {
+            let thresholds: Vec<f64> = windows
+                .iter()
+                .map(|w| w.factor(slo.period) * slo.budget())
+                .collect();
+            let text: Vec<String> = windows
+                .iter()
+                .zip(&thresholds)
+                .map(|(w, th)| {
+                    format!(
+                        "{}x = {:.2}% over {} and {}",
+                        w.factor(slo.period),
+                        th * 100.0,
+                        human(w.long.div_f64(scale)),
+                        human(w.short.div_f64(scale))
+                    )
+                })
+                .collect();
+            let loaded = files
+                .iter()
+                .flat_map(|f| f.alerts())
+                .find(|a| a.name == alert && a.labels.get("slo") == Some(&slo.name));
+            let state = match loaded {
+                None => {
+                    "not in the rule files (hint: `slocheck slo rules SCENARIO --out FILE` and list FILE in prometheus.rule_files)"
+                }
+                Some(a) => {
+                    let have: Vec<f64> =
+                        pairs(&a.expr, files).iter().map(|p| p.threshold).collect();
+                    let same = have.len() == thresholds.len()
+                        && have
+                            .iter()
+                            .zip(&thresholds)
+                            .all(|(h, t)| (h - t).abs() < 1e-9);
+                    if same {
+                        "loaded"
+                    } else {
+                        "loaded, but with other thresholds (hint: regenerate it with `slocheck slo rules`)"
+                    }
+                }
+            };
+            out.push(format!("  {kind} {alert}: {}: {state}", text.join(", or ")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slo::{Slo, default_selectors, rules};
+    use crate::slo::rules::tests::slo as ml_slo;
+    use crate::slo::{Slo, rules};
 
     fn files(scale: f64) -> Vec<RuleFile> {
-        let (errors, total) = default_selectors();
-        let slo = Slo {
-            name: "ml".into(),
-            objective: 99.5,
-            period: Duration::from_secs(30 * 24 * 3600),
-            errors,
-            total,
-            min_errors: 10,
-        };
-        let text = rules::render(&[slo], "slo.toml");
+        let text = rules::render(&[ml_slo()], "slo.toml");
         let f = crate::prom::rules::parse_str(&text, std::path::Path::new("slo.yml")).unwrap();
         let (scaled, _) = crate::prom::timescale::scale_rule_file(&f, scale).unwrap();
         vec![crate::prom::rules::parse_str(&scaled, std::path::Path::new("slo.yml")).unwrap()]
@@ -236,6 +294,26 @@ mod tests {
         assert!((page[0].threshold - 0.072).abs() < 1e-12);
         assert!((page[1].threshold - 0.03).abs() < 1e-12);
         assert!(pairs("up > 1", &f).is_empty());
+    }
+
+    #[test]
+    fn slo_lines_show_scaled_windows_and_whether_the_rules_are_loaded() {
+        let f = files(1.0);
+        let slo = ml_slo();
+        let lines = slo_lines(std::slice::from_ref(&slo), &f, 1000.0);
+        assert!(
+            lines[1].contains("page SLOErrorBudgetBurnPage: 14.4x = 7.20% over 3.6s and 300ms"),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with(": loaded"), "{lines:?}");
+        let stricter = Slo {
+            objective: 99.9,
+            ..slo.clone()
+        };
+        let lines = slo_lines(&[stricter], &f, 1000.0);
+        assert!(lines[2].contains("with other thresholds"), "{lines:?}");
+        let lines = slo_lines(&[slo], &[], 1000.0);
+        assert!(lines[1].contains("not in the rule files"), "{lines:?}");
     }
 
     #[test]

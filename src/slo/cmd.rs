@@ -1,4 +1,4 @@
-//! `slocheck slo rules SLOFILE [--out RULES.yml]`: writes the rule file and
+//! `slocheck slo rules SLOFILE|SCENARIO [--out RULES.yml]`: writes the rule file and
 //! its promtool unit tests (`RULES_test.yml`) and, when promtool is
 //! installed, checks and tests them at once.
 
@@ -23,7 +23,7 @@ pub enum SloCommand {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// The SLO file (TOML with [[slo]] tables).
+    /// The SLO file (TOML with [[slo]] tables), or a scenario with [[slo]] tables.
     pub slo_file: PathBuf,
     /// The rule file to write (default: the SLO file's name with .rules.yml);
     /// the unit tests go beside it as NAME_test.yml.
@@ -40,9 +40,32 @@ pub fn test_path(rules: &Path) -> PathBuf {
     rules.with_file_name(format!("{stem}_test.yml"))
 }
 
+/// Top-level keys only a scenario has: a file with any of them is a
+/// scenario (checked whole); anything else is an SLO file, whose typos
+/// (`[[sol]]`) get the SLO file's message.
+const SCENARIO_KEYS: [&str; 6] = ["phase", "expect", "target", "prometheus", "load", "metrics"];
+
+/// The SLOs of an SLO file, or of a scenario's `[[slo]]` tables.
+fn slos_of(path: &Path) -> Result<Vec<super::Slo>, Error> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("read the SLO file", path))?;
+    let is_scenario = toml::from_str::<toml::Table>(&text)
+        .is_ok_and(|t| SCENARIO_KEYS.iter().any(|k| t.contains_key(*k)));
+    if !is_scenario {
+        return super::parse_str(&text, path);
+    }
+    let slos = crate::scenario::parse_str(&text, path)?.plan.slos;
+    if slos.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: the scenario has no [[slo]] table (hint: add one with name, objective and period, or pass an SLO file)",
+            path.display()
+        )));
+    }
+    Ok(slos)
+}
+
 pub fn run(a: &SloArgs) -> Result<u8, Error> {
     let SloCommand::Rules(r) = &a.command;
-    let slos = super::load(&r.slo_file)?;
+    let slos = slos_of(&r.slo_file)?;
     let out = r.out.clone().unwrap_or_else(|| {
         let stem = r
             .slo_file

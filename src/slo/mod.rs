@@ -86,13 +86,13 @@ impl Slo {
     }
 }
 
-/// The metrics an SLO counts when its file names none. This is the seam for
-/// metric presets: today it is the built-in service's (and the tutorial's)
-/// `http_requests_total{status}`; a preset will supply its own pair here.
+/// The metrics an SLO file's `[[slo]]` counts when it names none: the
+/// default (`tutorial`) metrics preset's, `http_requests_total{status}`. An
+/// `[[slo]]` in a scenario counts its `[metrics]` instead.
 pub fn default_selectors() -> (String, String) {
-    // The `tutorial` metrics preset's request counter.
-    let total = "http_requests_total";
-    (format!("{total}{{status=~\"5..\"}}"), total.to_string())
+    crate::metrics::MetricQueries::unscoped(&crate::metrics::MetricsSpec::default())
+        .slo_selectors()
+        .expect("the tutorial preset counts requests in one counter")
 }
 
 #[derive(Deserialize)]
@@ -101,18 +101,19 @@ struct RawFile {
     slo: Vec<toml::Spanned<RawSlo>>,
 }
 
-#[derive(Deserialize)]
+/// One `[[slo]]` table as written, in an SLO file or a scenario.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSlo {
-    name: String,
-    objective: f64,
-    period: String,
+pub struct RawSlo {
+    pub name: String,
+    pub objective: f64,
+    pub period: String,
     #[serde(default)]
-    errors: Option<String>,
+    pub errors: Option<String>,
     #[serde(default)]
-    total: Option<String>,
+    pub total: Option<String>,
     #[serde(default)]
-    min_errors: Option<u32>,
+    pub min_errors: Option<u32>,
 }
 
 /// Default for [`Slo::min_errors`].
@@ -141,15 +142,47 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Vec<Slo>, Error> {
             path.display()
         )));
     }
+    let tables: Vec<(std::ops::Range<usize>, RawSlo)> = raw
+        .slo
+        .into_iter()
+        .map(|s| (s.span(), s.into_inner()))
+        .collect();
+    resolve(tables, &default_selectors()).map_err(|bad| {
+        Error::Invalid(format!(
+            "{}:{}: {}: {}",
+            path.display(),
+            at(bad.span.start),
+            bad.key_path,
+            bad.message
+        ))
+    })
+}
+
+/// What is wrong with an `[[slo]]` table: where, which key, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadSlo {
+    /// The table's span in the file.
+    pub span: std::ops::Range<usize>,
+    /// e.g. `slo[2].objective`.
+    pub key_path: String,
+    pub message: String,
+}
+
+/// Validates `[[slo]]` tables (with their spans); `defaults` are the error
+/// and total selectors of the service's metrics, used where a table names
+/// none.
+pub fn resolve(
+    tables: Vec<(std::ops::Range<usize>, RawSlo)>,
+    defaults: &(String, String),
+) -> Result<Vec<Slo>, BadSlo> {
     let mut out = Vec::new();
     let mut names = std::collections::BTreeSet::new();
-    for (i, s) in raw.slo.into_iter().enumerate() {
-        let loc = at(s.span().start);
-        let key = format!("slo[{}]", i + 1);
-        let bad = |field: &str, msg: String| {
-            Error::Invalid(format!("{}:{loc}: {key}.{field}: {msg}", path.display()))
+    for (i, (span, s)) in tables.into_iter().enumerate() {
+        let bad = |field: &str, message: String| BadSlo {
+            span: span.clone(),
+            key_path: format!("slo[{}].{field}", i + 1),
+            message,
         };
-        let s = s.into_inner();
         let valid_name = !s.name.is_empty()
             && s.name
                 .chars()
@@ -188,9 +221,8 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Vec<Slo>, Error> {
                     .into(),
             ));
         }
-        let (def_err, def_total) = default_selectors();
-        let errors = s.errors.unwrap_or(def_err);
-        let total = s.total.unwrap_or(def_total);
+        let errors = s.errors.unwrap_or_else(|| defaults.0.clone());
+        let total = s.total.unwrap_or_else(|| defaults.1.clone());
         for (field, sel) in [("errors", &errors), ("total", &total)] {
             match promql_parser::parser::parse(sel) {
                 Ok(promql_parser::parser::Expr::VectorSelector(_)) => {}

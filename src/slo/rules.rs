@@ -143,10 +143,11 @@ pub fn render(slos: &[Slo], source: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::slo::default_selectors;
 
+    /// The built-in service's 99.5 % / 30d SLO, for the tests of `slo`.
     pub(crate) fn slo() -> Slo {
         let (errors, total) = default_selectors();
         Slo {

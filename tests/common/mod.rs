@@ -3,6 +3,8 @@
 //! (run directory, Prometheus) is left behind.
 #![allow(dead_code)]
 
+pub mod replay;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
