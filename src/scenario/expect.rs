@@ -254,6 +254,20 @@ fn phase_ref(
 }
 
 /// The bound keys of one table, whichever table they live in.
+/// The bound keys of any raw expectation table that has them
+/// (`below`, `above`, `near`, `tolerance`, `between`).
+macro_rules! bound_keys {
+    ($r:expr) => {
+        BoundKeys {
+            below: $r.below.as_ref(),
+            above: $r.above.as_ref(),
+            near: $r.near.as_ref(),
+            tolerance: $r.tolerance.as_ref(),
+            between: $r.between.as_ref(),
+        }
+    };
+}
+
 struct BoundKeys<'a> {
     below: Option<&'a S<toml::Value>>,
     above: Option<&'a S<toml::Value>>,
@@ -264,13 +278,7 @@ struct BoundKeys<'a> {
 
 impl<'a> BoundKeys<'a> {
     fn of_expect(e: &'a RawExpect) -> Self {
-        BoundKeys {
-            below: e.below.as_ref(),
-            above: e.above.as_ref(),
-            near: e.near.as_ref(),
-            tolerance: e.tolerance.as_ref(),
-            between: e.between.as_ref(),
-        }
+        bound_keys!(e)
     }
 }
 
@@ -459,13 +467,7 @@ fn error_ratio(e: &RawExpect, path: &str, phases: &[&str], cx: &mut Ctx<'_>) -> 
     let path = join(path, "error_ratio");
     let r = t.get_ref();
     let phase = phase_ref(Some(&r.phase), &join(&path, "phase"), &t.span(), phases, cx);
-    let keys = BoundKeys {
-        below: r.below.as_ref(),
-        above: r.above.as_ref(),
-        near: r.near.as_ref(),
-        tolerance: r.tolerance.as_ref(),
-        between: r.between.as_ref(),
-    };
+    let keys = bound_keys!(r);
     let bound = bound(&keys, &path, &t.span(), conv_ratio, "below = 0.01", cx);
     Some(ExpectKind::ErrorRatio {
         phase: phase?,
@@ -484,13 +486,7 @@ fn latency_mean(
     let path = join(path, "latency_mean");
     let r = t.get_ref();
     let phase = phase_ref(Some(&r.phase), &join(&path, "phase"), &t.span(), phases, cx);
-    let keys = BoundKeys {
-        below: r.below.as_ref(),
-        above: r.above.as_ref(),
-        near: r.near.as_ref(),
-        tolerance: r.tolerance.as_ref(),
-        between: r.between.as_ref(),
-    };
+    let keys = bound_keys!(r);
     let bound = bound(
         &keys,
         &path,
@@ -610,13 +606,7 @@ fn model_quality(
             }
         }
     } else {
-        let keys = BoundKeys {
-            below: r.below.as_ref(),
-            above: r.above.as_ref(),
-            near: r.near.as_ref(),
-            tolerance: r.tolerance.as_ref(),
-            between: r.between.as_ref(),
-        };
+        let keys = bound_keys!(r);
         bound(
             &keys,
             &path,
