@@ -3,7 +3,9 @@
 # built-in target (loopback only). Prints: closed loop 50 conns — slocheck vs
 # wrk vs oha rps and CPU µs/request and the ratios; open loop at 100, 1k, 5k
 # and 20k rps — scheduler lag p50/p99/max with the timerfd pacer beside the
-# sleep_until fallback, delivered share, drops and CPU µs/request; peak RSS of
+# sleep_until fallback, delivered share, drops, CPU µs/request, connections
+# opened, oha's open loop (-q) at the same rate and the timers' floor with
+# nothing sent; peak RSS of
 # a 60 s run at 20k rps. Figures, not assertions; compare ratios from the same
 # run (the machine may be shared). oha is installed with `cargo install oha`
 # when missing (here only, never in CI). Usage: ci/bench-load.sh [SECS]
@@ -25,13 +27,14 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 # machine too busy to build every dependency in release (figures are then
 # pessimistic: tokio and hyper run at opt-level 1).
 if [ "${SLOCHECK_BENCH_BUILD:-release}" = dev-o3 ]; then
-  CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --example bench_load --bin slocheck >&2
+  CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --example bench_load --example bench_timer --bin slocheck >&2
   OUT=target/debug
 else
-  cargo build --release --example bench_load --bin slocheck >&2
+  cargo build --release --example bench_load --example bench_timer --bin slocheck >&2
   OUT=target/release
 fi
 BENCH=$OUT/examples/bench_load
+TIMER_BENCH=$OUT/examples/bench_timer
 SLOCHECK=$OUT/slocheck
 echo "build: ${SLOCHECK_BENCH_BUILD:-release}"
 
@@ -152,19 +155,54 @@ PY
     'BEGIN { printf "  throughput slocheck/oha = %.2f; CPU/request slocheck/oha = %.2f\n", a/b, c/d }'
 }
 
+# oha's open loop (`-q RATE`, 50 connections) at the same rate: its CPU per
+# request is the reference for ours (oha reports no scheduler lag).
+oha_at_rate() {
+  local TIMEFORMAT="%U %S"
+  local url="$1" rate="$2" fmt="--json" out="$TMP/oha-rate.json" cpu
+  [ -n "$OHA" ] || return 0
+  "$OHA" --help 2>/dev/null | grep -q -- '--output-format' && fmt="--output-format json"
+  # shellcheck disable=SC2086
+  cpu="$( { time "$OHA" -q "$rate" -z "${SECS}s" -c 50 --no-tui $fmt "$url" > "$out"; } 2>&1 | tail -1 )"
+  python3 - "$out" "$cpu" "$rate" "$3" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+n = sum(r.get("statusCodeDistribution", {}).values())
+user, sys_ = (float(x) for x in sys.argv[2].split())
+us = (user + sys_) * 1e6 / max(n, 1)
+ours = float(sys.argv[4])
+print(f"  {int(sys.argv[3]):6d}  {'oha -q':<11} {'-':>6} {'':>9} {'':>9} {'':>10} {'-':>7} "
+      f"{r['summary']['requestsPerSec'] / int(sys.argv[3]):9.4f} {us:6.2f} us"
+      f"   (slocheck timerfd CPU/request / oha = {ours / us:.2f})")
+PY
+}
+
 # Open loop at each rate: timerfd pacer and the sleep_until fallback in the
-# same run, so the ratio holds however busy the machine is.
+# same run, so the ratio holds however busy the machine is, and oha at the
+# same rate as the CPU reference.
 lag_table() {
-  local url="$1" out pacer
+  local url="$1" out pacer ours
   echo
   echo "open loop, ${SECS}s per rate, $(nproc) cores (goal: lag p99 <= 100 us, delivered >= 0.99, 0 dropped; CPU/request at 1,000 rps <= 30 us)"
-  printf '  %6s  %-11s %6s %8s %8s %9s %7s %9s %9s\n' rps pacer shards "lag p50" "lag p99" "lag max" dropped delivered "CPU/req"
+  printf '  %6s  %-11s %6s %8s %8s %9s %7s %9s %9s %6s\n' rps pacer shards "lag p50" "lag p99" "lag max" dropped delivered "CPU/req" conns
   for RATE in 100 1000 5000 20000; do
     for pacer in timerfd sleep_until; do
       out="$(SLOCHECK_PACER="$pacer" "$BENCH" "$url" open "$RATE" "$SECS")"
+      [ "$pacer" = timerfd ] && ours="$(echo "$out" | field cpu_us_per_req)"
       echo "$out" | awk -v r="$RATE" '{ for (i=1;i<=NF;i++) { split($i,kv,"="); v[kv[1]]=kv[2] } }
-        END { printf "  %6d  %-11s %6s %6s us %6s us %7s us %7d %9.4f %6.2f us\n",
-              r, v["pacer"], v["shards"], v["lag_p50_us"], v["lag_p99_us"], v["lag_max_us"], v["dropped"], v["delivered"], v["cpu_us_per_req"] }'
+        END { printf "  %6d  %-11s %6s %6s us %6s us %7s us %7d %9.4f %6.2f us %6s\n",
+              r, v["pacer"], v["shards"], v["lag_p50_us"], v["lag_p99_us"], v["lag_max_us"], v["dropped"], v["delivered"], v["cpu_us_per_req"], v["connections"] }'
+    done
+    oha_at_rate "$url" "$RATE" "$ours"
+  done
+  # The floor: the same timers with nothing sent, so a loaded lag tail can
+  # be told apart from the machine's own wake-up latency.
+  echo "  pacer floor (timer alone, no requests; the machine's wake-up latency):"
+  for RATE in 100 1000 5000 20000; do
+    for pacer in timerfd sleep_until; do
+      out="$(SLOCHECK_PACER="$pacer" "$TIMER_BENCH" "$RATE" "$SECS")"
+      printf '  %6d  %-11s %6s %6s us %6s us %7s us\n' "$RATE" "$pacer" - \
+        "$(echo "$out" | field lag_p50_us)" "$(echo "$out" | field lag_p99_us)" "$(echo "$out" | field lag_max_us)"
     done
   done
 }
@@ -174,7 +212,7 @@ peak_rss() {
   echo
   echo "peak RSS, open loop 20000 rps for 60 s (goal < 20 MB)"
   out="$("$BENCH" "$url" open 20000 60)"
-  echo "  $(echo "$out" | field peak_rss_kb) kB (sent $(echo "$out" | field sent), dropped $(echo "$out" | field dropped), lag p99 $(echo "$out" | field lag_p99_us) us)"
+  echo "  $(echo "$out" | field peak_rss_kb) kB (sent $(echo "$out" | field sent), dropped $(echo "$out" | field dropped), lag p99 $(echo "$out" | field lag_p99_us) us, $(echo "$out" | field connections) connections opened)"
 }
 
 find_oha

@@ -114,7 +114,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     };
     println!(
-        "sent={} planned={} delivered={:.4} pacer={} shards={} lag_p50_us={} lag_p99_us={} lag_max_us={} responses={} ok_2xx={} dropped={} errors={} conn_errors={} timeouts={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={}",
+        "sent={} planned={} delivered={:.4} pacer={} shards={} lag_p50_us={} lag_p99_us={} lag_max_us={} responses={} ok_2xx={} dropped={} errors={} conn_errors={} timeouts={} rps={:.0} cpu_s={:.2} cpu_us_per_req={:.2} p50_us={} p99_us={} peak_rss_kb={} connections={}",
         ph.sent,
         ph.planned
             .map_or_else(|| "-".to_string(), |n| n.to_string()),
@@ -142,6 +142,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ph.latency_corrected.value_at_quantile(0.5),
         ph.latency_corrected.value_at_quantile(0.99),
         peak_rss_kb()?,
+        rec.transport.connections_opened,
     );
     Ok(())
 }

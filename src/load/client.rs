@@ -526,6 +526,12 @@ impl Client {
         Some(conn)
     }
 
+    /// A connection opened ahead of a request (the shard's pool bounds how
+    /// many open at once); boxed like the one in `attempt`.
+    pub(super) async fn connect(&self, deadline: Instant) -> Option<Conn> {
+        Box::pin(self.checkout(deadline)).await
+    }
+
     /// Send request `n` on `slot` (checking out a connection when empty),
     /// wait for the whole response, and classify it, with the fault
     /// acknowledgement and the prediction id when asked for. On any failure the
@@ -571,7 +577,11 @@ impl Client {
         // fresh one.
         for _ in 0..2 {
             if slot.as_ref().is_none_or(Conn::is_closed) {
-                *slot = self.checkout(deadline).await;
+                // Boxed: connecting (TCP, TLS, HTTP/2 handshake) is a
+                // future of kilobytes that would otherwise sit inline in
+                // every request's task, to be allocated and moved on each
+                // spawn though almost every request reuses a connection.
+                *slot = Box::pin(self.checkout(deadline)).await;
             }
             let Some(conn) = slot.as_mut() else {
                 return Reply::failed(Outcome::ConnectionError);

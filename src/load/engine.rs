@@ -32,6 +32,7 @@ use super::live::{Counts, LiveStats};
 use super::metrics::PhaseCells;
 use super::model::{self as model_traffic, FeedbackBuffer, ModelTraffic, Reporter};
 use super::pacer::{Pacer, batch_budget, peak_rate};
+use super::pool::Pool;
 use super::recorder::{Outcome, Recorder};
 use super::slice::Slice;
 use super::timer::{PacerKind, Timer};
@@ -110,7 +111,7 @@ struct Ctx {
     fault_header: HeaderName,
     faults: RefCell<Vec<PhaseFaults>>,
     recorders: RefCell<Vec<Recorder>>,
-    idle: RefCell<Vec<Conn>>,
+    pool: Pool,
     in_flight: Cell<usize>,
     /// Per-phase exported cells (`--metrics-listen`), else None.
     cells: Option<Vec<Arc<PhaseCells>>>,
@@ -410,7 +411,7 @@ fn run_shard(spec: ShardSpec, live: Arc<LiveStats>, cancel: CancellationToken) -
                 })
                 .collect(),
         ),
-        idle: RefCell::new(Vec::new()),
+        pool: Pool::new(spec.target.version == HttpVersion::Http1 && spec.target.keep_alive),
         in_flight: Cell::new(0),
         cells,
         published: Cell::new(Counts::default()),
@@ -577,11 +578,13 @@ fn send_scheduled(ctx: &Rc<Ctx>, cap: usize, phase: usize, n: u64, due: Instant,
     ctx.in_flight.set(ctx.in_flight.get() + 1);
     let ctx = ctx.clone();
     tokio::task::spawn_local(async move {
-        let mut slot = ctx.idle.borrow_mut().pop();
-        one(&ctx, &mut slot, phase, n, Some(due), start).await;
-        if let Some(conn) = slot {
-            ctx.idle.borrow_mut().push(conn);
-        }
+        // The scheduler's lateness ends here; waiting for a connection is
+        // the target's slowness (see `pool`) and counts in the latency.
+        let released = Instant::now();
+        let deadline = released + ctx.client.target.timeout;
+        let mut slot = ctx.pool.acquire(&ctx.client, deadline).await;
+        one(&ctx, &mut slot, phase, n, Some((due, released)), start).await;
+        ctx.pool.release(slot);
         ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
     });
 }
@@ -594,7 +597,7 @@ async fn closed_worker(
     counters: Arc<Vec<AtomicU64>>,
     slice: Slice,
 ) {
-    let mut slot = ctx.idle.borrow_mut().pop();
+    let mut slot = ctx.pool.take_idle();
     while Instant::now() < end {
         let n = slice.global(counters[phase].fetch_add(1, Relaxed));
         ctx.recorders.borrow_mut()[phase].scheduled += 1;
@@ -608,13 +611,12 @@ async fn closed_worker(
             sleep_until((Instant::now() + think).min(end)).await;
         }
     }
-    if let Some(conn) = slot {
-        ctx.idle.borrow_mut().push(conn);
-    }
+    ctx.pool.release(slot);
 }
 
-/// Request `n` of `phase`, intended at `intended` (open loop; closed loop has
-/// no schedule, so the actual send is the intended one and there is no lag):
+/// Request `n` of `phase`, `paced` = (intended, released by the scheduler)
+/// in open loop (closed loop has no schedule, so the actual send is the
+/// intended one and there is no lag):
 /// fault decision, send, record. The one request path both modes share;
 /// callers account for it in
 /// `in_flight` (the open-loop scheduler must do so before the task runs, or a
@@ -624,9 +626,10 @@ async fn one(
     slot: &mut Option<Conn>,
     phase: usize,
     n: u64,
-    intended: Option<Instant>,
+    paced: Option<(Instant, Instant)>,
     start: Instant,
 ) {
+    let intended = paced.map(|(due, _)| due);
     let decision = {
         let mut faults = ctx.faults.borrow_mut();
         let f = &mut faults[phase];
@@ -651,7 +654,7 @@ async fn one(
             .map(|m| m.traffic.id_header.clone()),
     };
     let sent_at = Instant::now();
-    let lag = intended.map(|i| sent_at.saturating_duration_since(i));
+    let lag = paced.map(|(due, released)| released.saturating_duration_since(due));
     {
         let mut recs = ctx.recorders.borrow_mut();
         let rec = &mut recs[phase];

@@ -10,6 +10,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod pacer;
+pub mod pool;
 pub mod recorder;
 pub mod slice;
 pub mod summary;

@@ -1,0 +1,49 @@
+//! The pacer's floor: scheduler lag of the open-loop timer alone (no
+//! request sent), at a given rate, on a shard-like current-thread runtime.
+//! `ci/bench-load.sh` prints it beside the loaded figures, so a lag tail
+//! can be told apart from the machine's own wake-up latency.
+//!
+//! usage: bench_timer RATE SECS   (SLOCHECK_PACER=sleep_until for the fallback)
+
+use std::error::Error;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use slocheck::load::timer::Timer;
+use tokio::time::Instant;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, rate, secs] = args.as_slice() else {
+        return Err("usage: bench_timer RATE SECS".into());
+    };
+    let rate: f64 = rate.parse()?;
+    let secs: f64 = secs.parse()?;
+    if !(rate > 0.0 && secs > 0.0) {
+        return Err("RATE and SECS must be > 0".into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (hist, kind) = rt.block_on(async {
+        let mut timer = Timer::new();
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        let start = Instant::now() + Duration::from_millis(10);
+        let total = (rate * secs) as u64;
+        for n in 0..total {
+            let due = start + Duration::from_secs_f64(n as f64 / rate);
+            timer.wait_until(due).await;
+            let lag = Instant::now().saturating_duration_since(due);
+            hist.saturating_record(lag.as_micros() as u64);
+        }
+        Ok::<_, Box<dyn Error>>((hist, timer.kind()))
+    })?;
+    println!(
+        "pacer={} lag_p50_us={} lag_p99_us={} lag_max_us={}",
+        kind.as_str(),
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.max()
+    );
+    Ok(())
+}
