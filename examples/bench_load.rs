@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slocheck::load::{LiveStats, run};
+
+/// The allocator the `slocheck` binary runs with (see src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use slocheck::plan::*;
 use tokio_util::sync::CancellationToken;
 

@@ -60,8 +60,7 @@ async fn overdue_burst_shares_connections_and_slow_answers_get_their_own() {
         .await
         .expect("target starts");
     // 2 000 rps, 500 ms behind: ~1 000 requests due at the first wake.
-    let (sent, dropped, ok, opened) =
-        burst(&t, 2_000.0, 2, Duration::from_millis(500), None).await;
+    let (sent, dropped, ok, opened) = burst(&t, 2_000.0, 2, Duration::from_millis(500), None).await;
     assert_eq!((sent, dropped), (4_000, 0));
     assert_eq!(ok, sent, "every request answered 2xx");
     // Unbounded, each overdue request opened its own connection and more
