@@ -68,14 +68,42 @@ pub fn read(path: &Path, pipes: Pipes) -> io::Result<Vec<u8>> {
         return Err(too_large());
     }
     let file = File::open(path)?;
-    let mut bytes = Vec::new();
     // One byte past the limit tells "exactly 64 MiB" from "more" (a pipe,
     // or a file that grew since the check).
-    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+    let cap = MAX_INPUT_BYTES as usize + 1;
+    let first = if kind.is_file() {
+        meta.len() as usize + 1
+    } else {
+        64 * 1024
+    };
+    let bytes = read_capped(file.take(cap as u64), first.min(cap), cap)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// Reads all of `reader` (at most `cap` bytes), doubling the buffer but
+/// never past `cap`: `read_to_end` doubles to the next power of two, and a
+/// reallocation may copy (mimalloc's does), so a pipe at the limit held
+/// 64 + 128 MiB at once.
+fn read_capped(mut reader: impl Read, first: usize, cap: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(first);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let need = bytes.len() + n;
+        if need > bytes.capacity() {
+            let grown = (bytes.capacity() * 2).clamp(need, cap.max(need));
+            bytes.reserve_exact(grown - bytes.len());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
 }
 
 fn too_large() -> io::Error {
@@ -91,6 +119,22 @@ fn too_large() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte arrives, in order, and the buffer never grows past the
+    /// cap (nor to the next power of two beyond it).
+    #[test]
+    fn capped_reads_keep_every_byte_and_stay_under_the_cap() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for (first, cap) in [(1, 300_001), (64 * 1024, 300_001), (300_001, 300_001)] {
+            let got = read_capped(&data[..], first, cap).unwrap();
+            assert_eq!(got, data);
+            assert!(got.capacity() <= cap, "capacity {} > {cap}", got.capacity());
+        }
+        // A reader longer than the cap is cut by `take` upstream; here the
+        // buffer just grows to what was read.
+        let got = read_capped(&data[..], 16, 1_000).unwrap();
+        assert_eq!(got.len(), data.len());
+    }
 
     fn mkfifo(path: &Path) {
         let ok = std::process::Command::new("mkfifo")
