@@ -9,10 +9,12 @@
 //! which cost more CPU than the requests, put the generator further behind
 //! and ended in the server's connection limit (measured: 35,000 connections
 //! and 13,000 connection errors in a 5 s run). Here at most
-//! [`MAX_OPENING`] connects run at once; a request that finds no idle
-//! connection waits, first come first served, for a connection handed back;
-//! only after [`PATIENCE`] without one does it take a connect slot (a
-//! connection busy for longer than that is real demand: rate × latency).
+//! [`MAX_OPENING`] connects run at once. A request that finds no idle
+//! connection connects at once when nobody is waiting and a connect slot is
+//! free; otherwise it waits, first come first served, for a connection
+//! handed back, and only after [`PATIENCE`] without one takes a connect
+//! slot (a connection busy for longer than that is real demand: rate ×
+//! latency).
 //! The wait is the target's slowness, so it counts in the request's corrected
 //! latency, not in the scheduler lag, and it is bounded by the request
 //! timeout, after which the request opens a connection of its own.
