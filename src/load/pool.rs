@@ -150,11 +150,11 @@ impl Pool {
             let Some((_, waiter)) = self.waiters.borrow_mut().pop_front() else {
                 break;
             };
+            // An error gives the grant back: that request timed out waiting
+            // or was abandoned, so the next one is asked.
             match waiter.send(Grant::Reuse(conn)) {
-                Ok(()) => return,
-                // That request timed out waiting or was abandoned.
+                Ok(()) | Err(Grant::Open) => return,
                 Err(Grant::Reuse(back)) => conn = back,
-                Err(Grant::Open) => unreachable!("a Reuse grant comes back as sent"),
             }
         }
         self.idle.borrow_mut().push(conn);
