@@ -197,12 +197,15 @@ lag_table() {
   done
   # The floor: the same timers with nothing sent, so a loaded lag tail can
   # be told apart from the machine's own wake-up latency.
-  echo "  pacer floor (timer alone, no requests; the machine's wake-up latency):"
+  # Its CPU per wake x 2 (a request's send and its answer each wake the
+  # shard when they do not share a wake) is the floor under CPU/request.
+  echo "  pacer floor (timer alone, no requests; the machine's wake-up latency, and CPU per sleep-and-wake):"
   for RATE in 100 1000 5000 20000; do
     for pacer in timerfd sleep_until; do
       out="$(SLOCHECK_PACER="$pacer" "$TIMER_BENCH" "$RATE" "$SECS")"
-      printf '  %6d  %-11s %6s %6s us %6s us %7s us\n' "$RATE" "$pacer" - \
-        "$(echo "$out" | field lag_p50_us)" "$(echo "$out" | field lag_p99_us)" "$(echo "$out" | field lag_max_us)"
+      printf '  %6d  %-11s %6s %6s us %6s us %7s us %17s %6s us/wake (x2 = %s us)\n' "$RATE" "$pacer" - \
+        "$(echo "$out" | field lag_p50_us)" "$(echo "$out" | field lag_p99_us)" "$(echo "$out" | field lag_max_us)" "" \
+        "$(echo "$out" | field cpu_us_per_wake)" "$(echo "$out" | field cpu_us_per_wake | awk '{printf "%.1f", 2*$1}')"
     done
   done
 }

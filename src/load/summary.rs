@@ -2,7 +2,10 @@
 //! and the warnings a run prints when the generator's own delay is large.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
+use super::engine::RATE_PER_SHARD;
+use super::pacer::{BATCH_ABOVE_RPS, BATCH_BUDGET, batch_budget};
 use crate::plan::{LoadMode, Plan};
 use crate::record::{PhaseRecord, RunRecord};
 
@@ -30,11 +33,9 @@ const HEADER: [&str; 17] = [
 /// generator delay, and the run says so.
 pub const LAG_WARN_P99_US: u64 = 100;
 
-/// Per-shard rate above which "too few shards" explains a high lag.
-const BUSY_SHARD_RPS: f64 = 5_000.0;
-
 /// One warning per phase whose scheduler-lag P99 exceeds 100 µs, with the
-/// likely reason: the fallback pacer, too few shards, or overloaded cores.
+/// likely reason: the fallback pacer, fewer shards than the rate calls for
+/// (capped by `max_in_flight`), wake batching by design, or overloaded cores.
 pub fn lag_warnings(r: &RunRecord) -> Vec<String> {
     let g = &r.generator;
     r.phases
@@ -45,18 +46,26 @@ pub fn lag_warnings(r: &RunRecord) -> Vec<String> {
             if p99 <= LAG_WARN_P99_US {
                 return None;
             }
-            let per_shard = p.achieved_rps() / g.shards.max(1) as f64;
+            let shards = g.shards.max(1);
+            let per_shard = p.achieved_rps() / shards as f64;
+            // The shards the engine would have started for this rate.
+            let wanted = ((p.achieved_rps() / RATE_PER_SHARD).ceil() as usize).clamp(1, g.cores.max(1));
             let why = if g.pacer.as_deref() == Some("sleep_until") {
                 "the portable sleep_until pacer ran (≈ 1 ms granularity: no timerfd here, or SLOCHECK_PACER=sleep_until)".to_string()
-            } else if g.shards < g.cores && per_shard > BUSY_SHARD_RPS {
+            } else if shards < wanted {
                 format!(
-                    "too few shards: {} shard(s) on {} cores sent {per_shard:.0} rps each (raise load.max_in_flight)",
-                    g.shards, g.cores
+                    "too few shards: {shards} shard(s) on {} cores sent {per_shard:.0} rps each (raise load.max_in_flight)",
+                    g.cores
+                )
+            } else if batch_budget(per_shard) > Duration::ZERO {
+                format!(
+                    "wake batching: above {BATCH_ABOVE_RPS:.0} rps per shard each wake sends the requests due within {} µs, so each leaves up to that late by design ({per_shard:.0} rps per shard; more cores spread the rate)",
+                    BATCH_BUDGET.as_micros()
                 )
             } else {
                 format!(
-                    "overloaded cores: {} shard(s) share {} core(s) with the target and other processes (give the generator its own cores, or run the target elsewhere)",
-                    g.shards, g.cores
+                    "overloaded cores: {shards} shard(s) share {} core(s) with the target and other processes (give the generator its own cores, or run the target elsewhere)",
+                    g.cores
                 )
             };
             Some(format!(
@@ -295,11 +304,26 @@ mod tests {
                 timerfd(2, 2),
                 Some("overloaded cores: 2 shard(s) share 2"),
             ),
+            // 45,000 rps calls for 3 shards; max_in_flight allowed 1.
+            (
+                &[500],
+                45_000,
+                timerfd(1, 4),
+                Some("too few shards: 1 shard(s) on 4 cores"),
+            ),
+            // One shard is what 9,000 rps calls for: not "too few".
             (
                 &[500],
                 9_000,
                 timerfd(1, 4),
-                Some("too few shards: 1 shard(s) on 4 cores"),
+                Some("overloaded cores: 1 shard(s) share 4"),
+            ),
+            // 20,000 rps on one shard batches its wakes on purpose.
+            (
+                &[90, 250],
+                20_000,
+                timerfd(1, 2),
+                Some("wake batching: above 15000 rps per shard"),
             ),
             (
                 &[1_500],

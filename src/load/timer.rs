@@ -172,7 +172,13 @@ mod fd {
                 let mut ready = self.fd.readable().await.map_err(|_| Errno::EIO)?;
                 let mut ticks = [0u8; 8];
                 match nix::unistd::read(ready.get_inner().0.as_fd(), &mut ticks) {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => {
+                        // The expiration count is consumed and the timer is
+                        // one-shot: nothing is readable until it is armed
+                        // again, so the next wait need not read to learn so.
+                        ready.clear_ready();
+                        return Ok(());
+                    }
                     // Readiness left over from an earlier expiration.
                     Err(Errno::EAGAIN) => ready.clear_ready(),
                     Err(Errno::EINTR) => {}
