@@ -757,3 +757,44 @@ async fn publish(ctx: Rc<Ctx>, t0: Instant, offsets: Vec<Duration>, live: Arc<Li
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(rate: f64) -> Plan {
+        Plan::single_phase("p", LoadMode::Open, rate, Duration::from_secs(1))
+    }
+
+    /// One shard per 20,000 rps of peak rate (per process of a sharded
+    /// run), capped by the cores and by `max_in_flight`; closed loop: one
+    /// per worker, capped by the cores.
+    #[test]
+    fn shard_count_table() {
+        let c = cores();
+        let half = Slice::new(0, 2).unwrap();
+        let mut capped = open(60_000.0);
+        capped.load.max_in_flight = NonZeroUsize::new(1).unwrap();
+        let closed = Plan::single_phase(
+            "p",
+            LoadMode::Closed {
+                concurrency: std::num::NonZeroU32::new(50).unwrap(),
+                think_time: Duration::ZERO,
+            },
+            0.0,
+            Duration::from_secs(1),
+        );
+        let cases: Vec<(&str, Plan, Slice, usize)> = vec![
+            ("100 rps", open(100.0), Slice::WHOLE, 1),
+            ("20k rps, batched", open(20_000.0), Slice::WHOLE, 1),
+            ("25k rps", open(25_000.0), Slice::WHOLE, c.min(2)),
+            ("40k rps, half of it here", open(40_000.0), half, 1),
+            ("60k rps", open(60_000.0), Slice::WHOLE, c.min(3)),
+            ("max_in_flight 1", capped, Slice::WHOLE, 1),
+            ("closed, 50 workers", closed, Slice::WHOLE, c.min(50)),
+        ];
+        for (what, plan, slice, want) in cases {
+            assert_eq!(shard_count(&plan, slice), want, "{what}");
+        }
+    }
+}
