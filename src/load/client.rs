@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::Mutex;
 use tokio::time::{Instant, timeout_at};
 
-use super::connect::{self, Conn, ConnectError, Sender, Tls};
+use super::connect::{self, Conn, ConnectError, Driver, Sender, Tls};
 use super::recorder::Outcome;
 use crate::fault_protocol;
 use crate::plan::{HttpVersion, RequestTemplate, TransportPlan};
@@ -234,7 +234,15 @@ impl Target {
         let mut skipped = Vec::new();
         for (i, &addr) in self.addrs.iter().enumerate() {
             let deadline = Instant::now() + self.connect_timeout;
-            let conn = connect::open(addr, i, self.tls.as_ref(), self.version, deadline).await;
+            let conn = connect::open(
+                addr,
+                i,
+                self.tls.as_ref(),
+                self.version,
+                deadline,
+                Driver::Runtime,
+            )
+            .await;
             let h2c = self.version == HttpVersion::Http2 && self.tls.is_none();
             let failure = match conn {
                 Ok(conn) if h2c => match self.probe(conn).await {
@@ -447,6 +455,8 @@ pub struct Client {
     /// locked only while it is (re)connected, never per request.
     shared: Vec<Mutex<Option<Conn>>>,
     next_shared: Cell<usize>,
+    /// Where new connections' driver tasks run ([`Client::in_local_set`]).
+    driver: Driver,
 }
 
 /// Default HTTP/2 connections of a run: one per load thread, and at least
@@ -476,7 +486,15 @@ impl Client {
             shared,
             next_shared: Cell::new(0),
             target,
+            driver: Driver::Runtime,
         }
+    }
+
+    /// This client is used only inside a `LocalSet` (a load shard): its
+    /// connections' driver tasks run there too (see [`Driver::Local`]).
+    pub fn in_local_set(mut self) -> Client {
+        self.driver = Driver::Local;
+        self
     }
 
     /// Connections opened and requests per address, for the run record.
@@ -502,9 +520,16 @@ impl Client {
         let index = self.next_addr.get() % t.addrs.len();
         self.next_addr.set(index + self.stride);
         let connect_by = deadline.min(Instant::now() + t.connect_timeout);
-        let conn = connect::open(t.addrs[index], index, t.tls.as_ref(), t.version, connect_by)
-            .await
-            .ok()?;
+        let conn = connect::open(
+            t.addrs[index],
+            index,
+            t.tls.as_ref(),
+            t.version,
+            connect_by,
+            self.driver,
+        )
+        .await
+        .ok()?;
         self.opened.set(self.opened.get() + 1);
         Some(conn)
     }

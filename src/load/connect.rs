@@ -89,6 +89,33 @@ pub enum ConnectError {
     Http(hyper::Error),
 }
 
+/// Where a connection's driver task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// On the runtime (`tokio::spawn`): outside a `LocalSet`, as in the
+    /// preflight.
+    Runtime,
+    /// In the current `LocalSet` (`spawn_local`), beside the requests that
+    /// use the connection: a load shard. A response then wakes its request
+    /// inside the LocalSet, with no extra turn of the runtime; from a
+    /// runtime task every wake took one, and an `epoll_wait` with it
+    /// (seen by strace after every response).
+    Local,
+}
+
+impl Driver {
+    fn spawn<F>(self, task: F)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Driver::Runtime => drop(tokio::spawn(task)),
+            Driver::Local => drop(tokio::task::spawn_local(task)),
+        }
+    }
+}
+
 /// Connects to `addr` and performs the HTTP handshake, all by `deadline`.
 pub async fn open(
     addr: SocketAddr,
@@ -96,6 +123,7 @@ pub async fn open(
     tls: Option<&Tls>,
     version: HttpVersion,
     deadline: Instant,
+    driver: Driver,
 ) -> Result<Conn, ConnectError> {
     let stream = timeout_at(deadline, TcpStream::connect(addr))
         .await
@@ -103,7 +131,7 @@ pub async fn open(
         .map_err(ConnectError::Tcp)?;
     let _ = stream.set_nodelay(true);
     let sender = match tls {
-        None => handshake(stream, version, deadline).await?,
+        None => handshake(stream, version, deadline, driver).await?,
         Some(tls) => {
             let stream = timeout_at(deadline, tls.connector.connect(tls.name.clone(), stream))
                 .await
@@ -117,7 +145,7 @@ pub async fn open(
                     });
                 }
             }
-            handshake(stream, version, deadline).await?
+            handshake(stream, version, deadline, driver).await?
         }
     };
     Ok(Conn {
@@ -130,6 +158,7 @@ async fn handshake<S>(
     stream: S,
     version: HttpVersion,
     deadline: Instant,
+    driver: Driver,
 ) -> Result<Sender, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -142,9 +171,8 @@ where
                 .map_err(|_| ConnectError::Timeout)?
                 .map_err(ConnectError::Http)?;
             // The connection task ends when the sender is dropped or the peer
-            // closes. `spawn`, not `spawn_local`: the preflight runs outside
-            // the load threads' LocalSets.
-            tokio::spawn(conn);
+            // closes.
+            driver.spawn(conn);
             Ok(Sender::H1(sender))
         }
         HttpVersion::Http2 => {
@@ -156,7 +184,7 @@ where
             .map_err(|_| ConnectError::Timeout)?
             .map_err(ConnectError::Http)?;
             // Ends when every sender clone is dropped or the peer closes.
-            tokio::spawn(conn);
+            driver.spawn(conn);
             Ok(Sender::H2(sender))
         }
     }

@@ -392,7 +392,7 @@ fn run_shard(spec: ShardSpec, live: Arc<LiveStats>, cancel: CancellationToken) -
         None => None,
     };
     let ctx = Rc::new(Ctx {
-        client: Client::new(spec.target.clone(), spec.index, spec.shards),
+        client: Client::new(spec.target.clone(), spec.index, spec.shards).in_local_set(),
         fault_header: fault_protocol::FAULT_HEADER_NAME,
         faults: RefCell::new(
             spec.plan
