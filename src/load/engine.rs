@@ -144,7 +144,13 @@ fn share(total: usize, shards: usize, index: usize) -> usize {
 /// (p99 90–100 µs against 113–117 µs for two, which share both cores with
 /// the target) at 10 % more CPU per request; up to 20,000 rps one shard
 /// batches its wakes (`pacer::batch_budget`) and stays under half a core.
-pub(super) const RATE_PER_SHARD: f64 = 20_000.0;
+const RATE_PER_SHARD: f64 = 20_000.0;
+
+/// Open-loop shards a process sending `rate` requests/s starts, before the
+/// core count and `max_in_flight` cap them.
+pub(super) fn shards_for_rate(rate: f64) -> usize {
+    (rate / RATE_PER_SHARD).ceil().max(1.0) as usize
+}
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
@@ -158,8 +164,7 @@ fn shard_count(plan: &Plan, slice: Slice) -> usize {
                 .iter()
                 .map(|p| peak_rate(p.rate) / slice.count as f64)
                 .fold(0.0, f64::max);
-            let by_rate = (peak / RATE_PER_SHARD).ceil().max(1.0) as usize;
-            plan.load.max_in_flight.get().min(by_rate)
+            plan.load.max_in_flight.get().min(shards_for_rate(peak))
         }
         LoadMode::Closed { concurrency, .. } => plan
             .phases

@@ -2,10 +2,9 @@
 //! and the warnings a run prints when the generator's own delay is large.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use super::engine::RATE_PER_SHARD;
-use super::pacer::{BATCH_ABOVE_RPS, BATCH_BUDGET, batch_budget};
+use super::engine::shards_for_rate;
+use super::pacer::{BATCH_ABOVE_RPS, batch_budget};
 use crate::plan::{LoadMode, Plan};
 use crate::record::{PhaseRecord, RunRecord};
 
@@ -49,9 +48,10 @@ pub fn lag_warnings(r: &RunRecord) -> Vec<String> {
             let shards = g.shards.max(1);
             let per_shard = p.achieved_rps() / shards as f64;
             // The shards the engine would have started for this rate.
-            let wanted = ((p.achieved_rps() / RATE_PER_SHARD).ceil() as usize).clamp(1, g.cores.max(1));
+            let wanted = shards_for_rate(p.achieved_rps()).min(g.cores.max(1));
             // Batching explains a tail near its budget, not far beyond it.
-            let batching = batch_budget(per_shard) > Duration::ZERO;
+            let budget_us = batch_budget(per_shard).as_micros() as u64;
+            let batching = budget_us > 0;
             let why = if g.pacer.as_deref() == Some("sleep_until") {
                 "the portable sleep_until pacer ran (≈ 1 ms granularity: no timerfd here, or SLOCHECK_PACER=sleep_until)".to_string()
             } else if shards < wanted {
@@ -59,20 +59,16 @@ pub fn lag_warnings(r: &RunRecord) -> Vec<String> {
                     "too few shards: {shards} shard(s) on {} cores sent {per_shard:.0} rps each (raise load.max_in_flight)",
                     g.cores
                 )
-            } else if batching && p99 <= 2 * (BATCH_BUDGET.as_micros() as u64 + LAG_WARN_P99_US) {
+            } else if batching && p99 <= 2 * (budget_us + LAG_WARN_P99_US) {
                 format!(
-                    "wake batching: above {BATCH_ABOVE_RPS:.0} rps per shard each wake sends the requests due within {} µs, so each leaves up to that late by design ({per_shard:.0} rps per shard; more cores spread the rate)",
-                    BATCH_BUDGET.as_micros()
+                    "wake batching: above {BATCH_ABOVE_RPS:.0} rps per shard each wake sends the requests due within {budget_us} µs, so each leaves up to that late by design ({per_shard:.0} rps per shard; more cores spread the rate)"
                 )
             } else {
                 format!(
                     "overloaded cores: {shards} shard(s) share {} core(s) with the target and other processes (give the generator its own cores, or run the target elsewhere){}",
                     g.cores,
                     if batching {
-                        format!(
-                            "; wake batching adds up to {} µs of it",
-                            BATCH_BUDGET.as_micros()
-                        )
+                        format!("; wake batching adds up to {budget_us} µs of it")
                     } else {
                         String::new()
                     }
